@@ -1,0 +1,1 @@
+"""Lambda packaging and deployment helpers."""
