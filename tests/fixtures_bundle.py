@@ -1,0 +1,1 @@
+"""Fixtures that train a small model bundle once per test session."""
