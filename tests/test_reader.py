@@ -1,0 +1,246 @@
+"""Reader tests: formats, compression, streams and the small fixture files."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from infer.errors import InputContractError
+from infer.reader import detect_format, read_events
+
+# 2024-06-10T06:13:20Z
+T0 = 1_718_000_000
+
+
+@pytest.fixture
+def inputs(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "inputs"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a.csv", ("csv", False)),
+        ("incoming/a.CSV.GZ", ("csv", True)),
+        ("a.jsonl.gz", ("jsonl", True)),
+        ("a.ndjson", ("jsonl", False)),
+        ("a.parquet", ("parquet", False)),
+    ],
+)
+def test_detect_format_from_name(name: str, expected: tuple[str, bool]) -> None:
+    assert detect_format(name) == expected
+
+
+def test_detect_format_unknown_suffix() -> None:
+    with pytest.raises(InputContractError, match=r"a\.txt: unsupported file name"):
+        detect_format("a.txt")
+
+
+def test_detect_format_gzip_parquet_rejected() -> None:
+    with pytest.raises(InputContractError, match="unsupported file name"):
+        detect_format("a.parquet.gz")
+
+
+def test_read_basic_csv_types(inputs: Path) -> None:
+    result = read_events(inputs / "basic.csv")
+    events = result.events
+    assert list(events.columns) == [
+        "user_id", "topic", "event_type", "timestamp", "item_id", "value"
+    ]
+    assert isinstance(events["user_id"].dtype, pd.CategoricalDtype)
+    assert isinstance(events["topic"].dtype, pd.CategoricalDtype)
+    assert events["timestamp"].dtype == "int64"
+    assert events["value"].dtype == "float64"
+
+
+def test_read_basic_csv_values(inputs: Path) -> None:
+    events = read_events(inputs / "basic.csv").events
+    assert events["value"].tolist() == [1.0, 2.0, 1.0, 1.5, 1.0]
+    assert events["timestamp"].iloc[0] == T0
+
+
+def test_read_summary_fields(inputs: Path) -> None:
+    result = read_events(inputs / "basic.csv")
+    assert result.rows == 5
+    assert result.format == "csv"
+    assert result.compressed is False
+    assert result.timestamp_unit == "seconds"
+    assert result.rejected == {}
+
+
+def test_read_bom_header(inputs: Path) -> None:
+    events = read_events(inputs / "bom.csv").events
+    assert events["user_id"].tolist() == ["u1", "u2"]
+
+
+def test_read_crlf_line_ends(inputs: Path) -> None:
+    events = read_events(inputs / "crlf.csv").events
+    assert events["timestamp"].tolist() == [T0, T0 + 500]
+    assert events["event_type"].tolist() == ["view", "click"]
+
+
+def test_read_quoted_commas(inputs: Path) -> None:
+    events = read_events(inputs / "quoted_commas.csv").events
+    assert events["topic"].tolist() == ["jazz, smooth", 'rock, "classic"']
+
+
+def test_read_epoch_milliseconds(inputs: Path) -> None:
+    result = read_events(inputs / "epoch_ms.csv")
+    assert result.timestamp_unit == "milliseconds"
+    assert result.events["timestamp"].tolist() == [T0, T0 + 500]
+
+
+def test_read_iso_mixed_offsets(inputs: Path) -> None:
+    result = read_events(inputs / "iso_mixed.csv")
+    assert result.timestamp_unit == "iso8601"
+    assert result.events["timestamp"].tolist() == [T0, T0, T0]
+
+
+def test_read_empty_file(inputs: Path) -> None:
+    with pytest.raises(InputContractError) as caught:
+        read_events(inputs / "empty.csv")
+    assert str(caught.value) == (
+        "empty.csv: the file is empty (0 bytes); expected a header line and at "
+        "least one event row; check that the producer finished writing it"
+    )
+
+
+def test_read_header_only(inputs: Path) -> None:
+    with pytest.raises(InputContractError) as caught:
+        read_events(inputs / "header_only.csv")
+    assert str(caught.value) == (
+        "header_only.csv: the file has a header but no event rows; expected at "
+        "least one event; check that the producer wrote the data"
+    )
+
+
+def test_read_gz_name_plain_content(inputs: Path) -> None:
+    with pytest.raises(InputContractError) as caught:
+        read_events(inputs / "plain_text.csv.gz")
+    assert str(caught.value) == (
+        "plain_text.csv.gz: the name ends in .gz but the content is not "
+        "gzip-compressed (first bytes b'us', expected b'\\x1f\\x8b'); compress "
+        "the file with gzip or remove .gz from its name"
+    )
+
+
+def test_read_gzip_content_plain_name(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_bytes(gzip.compress(b"user_id,topic,event_type,timestamp\n"))
+    with pytest.raises(InputContractError, match="add .gz to the name"):
+        read_events(path)
+
+
+def test_read_parquet_named_csv(inputs: Path, tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_bytes((inputs / "events.parquet").read_bytes())
+    with pytest.raises(InputContractError, match="the content is a Parquet file"):
+        read_events(path)
+
+
+def test_read_parquet_missing_topic(inputs: Path) -> None:
+    with pytest.raises(InputContractError) as caught:
+        read_events(inputs / "missing_topic.parquet")
+    assert str(caught.value) == (
+        "missing_topic.parquet: missing required column(s) ['topic']; found "
+        "columns ['user_id', 'event_type', 'timestamp']; add the column(s), or map "
+        "the file's names with a column mapping such as --column topic=genre"
+    )
+
+
+def test_read_parquet_timestamp_column(inputs: Path) -> None:
+    result = read_events(inputs / "events.parquet")
+    assert result.timestamp_unit == "timestamp"
+    assert result.events["timestamp"].tolist() == [T0, T0 + 500]
+
+
+def test_read_jsonl_malformed_line(inputs: Path) -> None:
+    with pytest.raises(InputContractError) as caught:
+        read_events(inputs / "malformed_line.jsonl")
+    assert caught.value.row == 3
+    assert str(caught.value) == (
+        "malformed_line.jsonl: line 3 is not a valid JSON event object: Expecting "
+        "',' delimiter at column 75; write one JSON object per line, with the same "
+        "type for each key on every line"
+    )
+
+
+def test_read_jsonl_gzip_iso(inputs: Path) -> None:
+    result = read_events(inputs / "events.jsonl.gz")
+    assert result.timestamp_unit == "iso8601"
+    assert result.events["value"].tolist() == [2.0, 1.0]
+
+
+def test_read_jsonl_type_change(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        '{"user_id": "u1", "topic": "a", "event_type": "view", '
+        '"timestamp": "2024-06-10T06:13:20Z"}\n'
+        '{"user_id": "u2", "topic": "a", "event_type": "view", '
+        '"timestamp": 1718000000}\n'
+    )
+    with pytest.raises(InputContractError, match="line 2 is not a valid JSON"):
+        read_events(path)
+
+
+def test_read_jsonl_numeric_ids(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        '{"user_id": 7, "topic": "a", "event_type": "view", "timestamp": 1718000000}\n'
+    )
+    events = read_events(path).events
+    assert events["user_id"].tolist() == ["7"]
+
+
+def test_read_stream_gzip_csv(inputs: Path) -> None:
+    body = io.BytesIO((inputs / "events.csv.gz").read_bytes())
+    result = read_events(body, name="incoming/day one/events.csv.gz")
+    assert result.rows == 5
+    assert result.source == "incoming/day one/events.csv.gz"
+
+
+def test_read_stream_parquet(inputs: Path) -> None:
+    body = io.BytesIO((inputs / "events.parquet").read_bytes())
+    result = read_events(body, name="events.parquet")
+    assert result.rows == 2
+
+
+def test_read_stream_needs_name(inputs: Path) -> None:
+    with pytest.raises(TypeError, match="name is required"):
+        read_events(io.BytesIO(b"x"))
+
+
+def test_read_column_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "ratings.csv"
+    path.write_text("userId,genre,kind,ts\n1,jazz,rate,1718000000\n")
+    columns = {"user_id": "userId", "topic": "genre", "event_type": "kind",
+               "timestamp": "ts"}
+    events = read_events(path, columns=columns).events
+    assert events["topic"].tolist() == ["jazz"]
+    assert events["user_id"].tolist() == ["1"]
+
+
+def test_read_unknown_event_type_kept(inputs: Path) -> None:
+    events = read_events(inputs / "unknown_event_type.csv").events
+    assert events["event_type"].tolist() == ["view", "teleport", "teleport"]
+
+
+def test_read_csv_wrong_field_count(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "user_id,topic,event_type,timestamp\nu1,a,view,1718000000\n"
+        "u2,a,b,view,1718000000\n"
+    )
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row == 2
+    assert "data row 2 has a different number of fields" in str(caught.value)
+
+
+def test_read_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(InputContractError, match="cannot open the file"):
+        read_events(tmp_path / "absent.csv")

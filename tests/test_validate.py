@@ -1,0 +1,140 @@
+"""Input-contract tests: timestamps, rejected rows and value parsing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infer.errors import InputContractError
+from infer.reader import read_events
+
+HEADER = "user_id,topic,event_type,timestamp\n"
+T0 = 1_718_000_000
+
+
+def write(tmp_path: Path, text: str, name: str = "events.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_rejected_rows_counted(fixtures_dir: Path) -> None:
+    result = read_events(fixtures_dir / "inputs" / "rejected_rows.csv")
+    assert result.rejected == {
+        "empty user_id": 1,
+        "empty topic": 1,
+        "timestamp before 1990": 1,
+        "non-finite value": 2,
+    }
+    assert result.first_rejected_row["empty topic"] == 3
+    assert len(result.events) == 1
+    assert result.rows == 6
+
+
+def test_whitespace_user_id_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + f"u1,a,view,{T0}\n  ,a,view,{T0}\n")
+    assert read_events(path).rejected == {"empty user_id": 1}
+
+
+def test_after_as_of_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + f"u1,a,view,{T0}\nu2,a,view,{T0 + 90_000}\n")
+    result = read_events(path, as_of=T0)
+    assert result.rejected == {"timestamp more than a day after as_of": 1}
+
+
+def test_within_day_after_as_of_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + f"u1,a,view,{T0}\nu2,a,view,{T0 + 3_600}\n")
+    assert read_events(path, as_of=T0).rejected == {}
+
+
+def test_all_rows_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + ",a,view,1718000000\n")
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert str(caught.value) == (
+        "events.csv: all 1 rows were rejected (empty user_id: 1 (first at data "
+        "row 1)); fix the rows or check the column mapping and the as_of time"
+    )
+
+
+def test_non_finite_timestamp_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + f"u1,a,view,{T0}\nu2,a,view,nan\n")
+    assert read_events(path).rejected == {"non-finite timestamp": 1}
+
+
+def test_mixed_seconds_milliseconds(tmp_path: Path) -> None:
+    rows = f"u1,a,view,{T0}\nu2,a,view,{T0 + 1}\nu3,a,view,{T0 * 1000}\n"
+    with pytest.raises(InputContractError) as caught:
+        read_events(write(tmp_path, HEADER + rows))
+    assert caught.value.row == 3
+    assert str(caught.value) == (
+        "events.csv: column 'timestamp' mixes epoch seconds (2 rows) and epoch "
+        "milliseconds (1 rows); data row 3 has 1718000000000, which looks like "
+        "milliseconds; write epoch seconds, epoch milliseconds or ISO-8601 "
+        "strings such as 2024-06-10T08:30:00Z, one kind for the whole column"
+    )
+
+
+def test_microseconds_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + f"u1,a,view,{T0 * 1_000_000}\n")
+    with pytest.raises(InputContractError, match="too large for epoch seconds"):
+        read_events(path)
+
+
+def test_unparseable_timestamp_row(tmp_path: Path) -> None:
+    rows = "u1,a,view,2024-06-10T06:13:20Z\nu2,a,view,yesterday\n"
+    with pytest.raises(InputContractError) as caught:
+        read_events(write(tmp_path, HEADER + rows))
+    assert caught.value.row == 2
+    assert str(caught.value) == (
+        "events.csv: column 'timestamp' at data row 2: expected an epoch number "
+        "or an ISO-8601 time, found 'yesterday', which is not an ISO-8601 time; "
+        "write epoch seconds, epoch milliseconds or ISO-8601 strings such as "
+        "2024-06-10T08:30:00Z, one kind for the whole column"
+    )
+
+
+def test_epoch_number_among_iso(tmp_path: Path) -> None:
+    rows = f"u1,a,view,2024-06-10T06:13:20Z\nu2,a,view,{T0}\n"
+    with pytest.raises(InputContractError, match="data row 2: .* the epoch number"):
+        read_events(write(tmp_path, HEADER + rows))
+
+
+def test_empty_timestamp_row(tmp_path: Path) -> None:
+    rows = f"u1,a,view,{T0}\nu2,a,view,\n"
+    with pytest.raises(InputContractError) as caught:
+        read_events(write(tmp_path, HEADER + rows))
+    assert caught.value.row == 2
+
+
+def test_bad_value_row(tmp_path: Path) -> None:
+    text = "user_id,topic,event_type,timestamp,value\n" + f"u1,a,view,{T0},high\n"
+    with pytest.raises(InputContractError) as caught:
+        read_events(write(tmp_path, text))
+    assert str(caught.value) == (
+        "events.csv: column 'value' at data row 1: expected a number, found "
+        "'high'; write plain numbers such as 4.5, or leave the field empty for "
+        "the default 1.0"
+    )
+
+
+def test_empty_value_defaults(tmp_path: Path) -> None:
+    text = "user_id,topic,event_type,timestamp,value\n" + f"u1,a,view,{T0},\n"
+    assert read_events(write(tmp_path, text)).events["value"].tolist() == [1.0]
+
+
+def test_fractional_epoch_floored(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + f"u1,a,view,{T0}.75\n")
+    assert read_events(path).events["timestamp"].tolist() == [T0]
+
+
+def test_iso_fraction_and_offset(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "u1,a,view,2024-06-10T07:13:20.9+01:00\n")
+    assert read_events(path).events["timestamp"].tolist() == [T0]
+
+
+def test_invalid_mapping_key(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + f"u1,a,view,{T0}\n")
+    with pytest.raises(InputContractError, match="invalid column mapping key 'genre'"):
+        read_events(path, columns={"genre": "topic"})
