@@ -1,0 +1,117 @@
+"""The Keras interest model: a small MLP on the shared features.
+
+Input ``features`` (float32, [batch, n_features]) goes through a
+Normalization layer adapted on the training rows, Dense 64 ReLU, Dense 32
+ReLU and Dense 1 sigmoid named ``interest``, so predictions lie in [0, 1]
+like the label. Loss is mean squared error, optimiser Adam, and training
+stops early on the validation loss and keeps the best epoch's weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from train.config import ModelSettings
+
+INPUT_NAME = "features"
+OUTPUT_NAME = "interest"
+
+
+def build_model(train_features: np.ndarray, settings: ModelSettings) -> keras.Model:
+    """Build and compile the MLP, with its Normalization layer adapted.
+
+    Parameters
+    ----------
+    train_features:
+        The training rows, float32 [n, n_features]; only their mean and
+        variance are used here.
+    settings:
+        Layer sizes, learning rate and seed.
+    """
+    n_features = train_features.shape[1]
+    normalize = keras.layers.Normalization(axis=-1, name="normalize")
+    normalize.adapt(train_features)
+    inputs = keras.Input(shape=(n_features,), name=INPUT_NAME, dtype="float32")
+    hidden = normalize(inputs)
+    for i, units in enumerate(settings.hidden_units, start=1):
+        hidden = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(hidden)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_NAME)(hidden)
+    model = keras.Model(inputs, outputs, name="interest_mlp")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
+        loss="mse",
+        metrics=["mae"],
+    )
+    return model
+
+
+@dataclass
+class FitResult:
+    """The trained model and its per-epoch history."""
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+
+
+def fit_model(
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    validation_features: np.ndarray,
+    validation_labels: np.ndarray,
+    settings: ModelSettings,
+    *,
+    verbose: int = 2,
+) -> FitResult:
+    """Train the MLP with early stopping on the validation loss.
+
+    Seeds Python, NumPy and TensorFlow with ``settings.seed``. NOTE: runs
+    are repeatable on one machine, but TensorFlow's multi-threaded CPU
+    kernels may sum in a different order on other hardware or thread
+    counts, so the last digits of the weights can differ.
+
+    Parameters
+    ----------
+    verbose:
+        Keras' own progress output: 0 silent, 1 progress bar, 2 one line
+        per epoch.
+    """
+    keras.utils.set_random_seed(settings.seed)
+    model = build_model(train_features, settings)
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=settings.patience, restore_best_weights=True
+    )
+    history = model.fit(
+        train_features,
+        train_labels,
+        validation_data=(validation_features, validation_labels),
+        batch_size=settings.batch_size,
+        epochs=settings.max_epochs,
+        callbacks=[stop],
+        shuffle=True,
+        verbose=verbose,
+    )
+    losses = {
+        key: [float(v) for v in values] for key, values in history.history.items()
+    }
+    best_epoch = int(np.argmin(losses["val_loss"])) + 1
+    return FitResult(
+        model=model,
+        history=losses,
+        best_epoch=best_epoch,
+        epochs_run=len(losses["val_loss"]),
+    )
+
+
+def predict(
+    model: keras.Model, features: np.ndarray, batch_size: int = 8192
+) -> np.ndarray:
+    """Return the model's interest for each row, as a flat float32 array."""
+    if len(features) == 0:
+        return np.zeros(0, dtype=np.float32)
+    output = model.predict(features, batch_size=batch_size, verbose=0)
+    return np.asarray(output, dtype=np.float32).reshape(-1)
