@@ -135,9 +135,10 @@ def event_type_codes(
     Returns the codes and the count of events per type outside the
     vocabulary.
     """
-    known = list(vocabulary[:-1])
-    as_category = pd.Categorical(event_types, categories=known)
-    codes = np.asarray(as_category.codes, dtype=np.int64)
+    known = pd.Index(list(vocabulary[:-1]))
+    # get_indexer returns -1 for unknown types; pd.Categorical with fixed
+    # categories warns on unknown values in pandas 3.1.
+    codes = known.get_indexer(np.asarray(event_types, dtype=object)).astype(np.int64)
     unknown = codes < 0
     unseen: dict[str, int] = {}
     if unknown.any():
