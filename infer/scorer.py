@@ -187,7 +187,10 @@ class FileSummary:
     def line(self) -> str:
         """Return the one-line summary: counts, seconds and outcome."""
         if self.outcome != "ok":
-            return f"{self.source}: failed after {self.seconds:.2f}s: {self.error}"
+            error = str(self.error)
+            # Input-contract messages start with the file name already.
+            error = error.removeprefix(f"{self.source}: ")
+            return f"{self.source}: failed after {self.seconds:.2f}s: {error}"
         parts = [
             f"{self.source}: ok",
             f"rows={self.rows}",

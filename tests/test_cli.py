@@ -1,0 +1,262 @@
+"""CLI tests: inputs, outputs, summaries and exit codes of ``python -m infer score``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from infer.cli import expand_inputs, main, parse_as_of
+from tests.test_bundle import make_tiny_bundle
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def bundle_dir(tmp_path: Path) -> Path:
+    return make_tiny_bundle(tmp_path / "bundle")
+
+
+@pytest.fixture
+def inputs(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "inputs"
+
+
+def test_cli_single_file(
+    inputs: Path, bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "scores.parquet"
+    code = main(
+        [
+            "score",
+            str(inputs / "basic.csv"),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert pq.read_table(out).num_rows == 4
+    assert printed.startswith("basic.csv: ok rows=5 rejected=0 users=2 candidates=4")
+
+
+def test_cli_bad_file_skipped(
+    inputs: Path, bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "scores.csv"
+    code = main(
+        [
+            "score",
+            str(inputs / "basic.csv"),
+            str(inputs / "empty.csv"),
+            str(inputs / "crlf.csv"),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert len(pd.read_csv(out)) == 6
+    assert lines[1].startswith("empty.csv: failed after ")
+    assert lines[1].endswith(
+        "the file is empty (0 bytes); expected a header line "
+        "and at least one event row; check that the producer "
+        "finished writing it"
+    )
+
+
+def test_cli_all_failed_no_output(
+    inputs: Path, bundle_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "scores.parquet"
+    code = main(
+        [
+            "score",
+            str(inputs / "header_only.csv"),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 1
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def test_cli_folder_per_file_outputs(
+    inputs: Path, bundle_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("basic.csv", "events.jsonl.gz"):
+        shutil.copy(inputs / name, folder / name)
+    out = tmp_path / "out"
+    code = main(
+        [
+            "score",
+            str(folder),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            f"{out}/",
+            "--format",
+            "jsonl",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "basic.csv.jsonl",
+        "events.jsonl.gz.jsonl",
+    ]
+
+
+def test_cli_top_k_and_as_of(inputs: Path, bundle_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scores.csv"
+    code = main(
+        [
+            "score",
+            str(inputs / "basic.csv"),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            str(out),
+            "--top-k",
+            "1",
+            "--as-of",
+            "2024-06-10T08:00:00Z",
+            "--no-progress",
+        ]
+    )
+    scores = pd.read_csv(out)
+    assert code == 0
+    assert scores["rank"].tolist() == [1, 1]
+    assert scores["as_of"].unique().tolist() == [1_718_006_400]
+
+
+def test_cli_column_mapping(bundle_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "ratings.csv"
+    source.write_text("userId,genre,kind,ts\n1,jazz,view,1718000000\n")
+    out = tmp_path / "scores.csv"
+    code = main(
+        [
+            "score",
+            str(source),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            str(out),
+            "--column",
+            "user_id=userId",
+            "--column",
+            "topic=genre",
+            "--column",
+            "event_type=kind",
+            "--column",
+            "timestamp=ts",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    assert pd.read_csv(out)["topic"].tolist() == ["jazz"]
+
+
+def test_cli_invalid_bundle(
+    inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "score",
+            str(inputs / "basic.csv"),
+            "--model",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "s.parquet"),
+            "--no-progress",
+        ]
+    )
+    assert code == 2
+    assert "manifest not found" in capsys.readouterr().err
+
+
+def test_cli_no_inputs(bundle_dir: Path, tmp_path: Path) -> None:
+    code = main(
+        [
+            "score",
+            str(tmp_path / "none*.csv"),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            str(tmp_path / "s.parquet"),
+            "--no-progress",
+        ]
+    )
+    assert code == 2
+
+
+def test_cli_invalid_column_option(bundle_dir: Path) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(
+            [
+                "score",
+                "a.csv",
+                "--model",
+                str(bundle_dir),
+                "--out",
+                "s.parquet",
+                "--column",
+                "genre",
+            ]
+        )
+    assert caught.value.code == 2
+
+
+def test_expand_inputs_glob_and_folder(inputs: Path) -> None:
+    files, unmatched = expand_inputs([str(inputs / "*.csv.gz"), str(inputs)])
+    assert files[:2] == [inputs / "events.csv.gz", inputs / "plain_text.csv.gz"]
+    assert len(files) == len(list(inputs.iterdir()))
+    assert unmatched == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1718000000", 1_718_000_000),
+        ("2024-06-10T06:13:20Z", 1_718_000_000),
+        ("2024-06-10T08:13:20+02:00", 1_718_000_000),
+        ("2024-06-10T06:13:20", 1_718_000_000),
+    ],
+)
+def test_parse_as_of(text: str, expected: int) -> None:
+    assert parse_as_of(text) == expected
+
+
+def test_help_documents_units() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "infer", "score", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for option, unit in [
+        ("--as-of", "epoch seconds or ISO-8601"),
+        ("--top-k", "topics of each user"),
+        ("--threads", "CPUs this process may"),
+        ("--format", "parquet"),
+    ]:
+        assert option in done.stdout
+        assert unit in " ".join(done.stdout.split())
