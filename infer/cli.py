@@ -71,13 +71,13 @@ def _positive_int(text: str) -> int:
 
 
 def _column_pair(text: str) -> tuple[str, str]:
-    canonical, sep, in_file = text.partition("=")
+    in_file, sep, canonical = (part.strip() for part in text.partition("="))
     if not sep or canonical not in ALL_COLUMNS or not in_file:
         raise argparse.ArgumentTypeError(
-            f"invalid --column {text!r}; expected CANONICAL=NAME_IN_FILE with "
-            f"CANONICAL one of {', '.join(ALL_COLUMNS)}, for example topic=genre"
+            f"invalid --column {text!r}; expected FILE_COLUMN=CANONICAL with "
+            f"CANONICAL one of {', '.join(ALL_COLUMNS)}, for example genre=topic"
         )
-    return canonical, in_file
+    return in_file, canonical
 
 
 def add_score_command(subparsers: argparse._SubParsersAction) -> None:
@@ -147,9 +147,9 @@ def add_score_command(subparsers: argparse._SubParsersAction) -> None:
         type=_column_pair,
         action="append",
         default=[],
-        metavar="CANONICAL=NAME",
-        help="column mapping, repeatable: read the canonical column from the "
-        "file's column NAME, for example --column user_id=userId",
+        metavar="FILE_COLUMN=CANONICAL",
+        help="column mapping, repeatable: read the file's FILE_COLUMN as the "
+        "canonical column, for example --column userId=user_id",
     )
     parser.add_argument(
         "--no-progress",

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -82,6 +82,8 @@ class ReadResult:
         The 1-based data row of the first rejection per reason.
     seconds:
         Wall time of the read, in seconds.
+    path:
+        The file path when the source was a path; None for streams.
     """
 
     events: pd.DataFrame
@@ -93,6 +95,14 @@ class ReadResult:
     rejected: dict[str, int] = field(default_factory=dict)
     first_rejected_row: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    path: Path | None = None
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        """The file that was read as ``[{"path", "rows"}]``; empty for streams."""
+        if self.path is None:
+            return []
+        return [{"path": str(self.path), "rows": self.rows}]
 
     @property
     def rejected_rows(self) -> int:
@@ -151,9 +161,9 @@ def read_events(
         The file name to take the format from and to use in messages;
         required for streams, defaults to the path's name.
     columns:
-        Column mapping from canonical name to the name in the file, for
-        example ``{"user_id": "userId"}``. Unmapped canonical columns are
-        read under their own name.
+        Column mapping from the name in the file to the canonical name,
+        for example ``{"userId": "user_id"}``. Unmapped canonical columns
+        are read under their own name.
     as_of:
         The reference time of the scoring run, epoch seconds. Rows more
         than a day after it are rejected. Without it, rows more than a day
@@ -208,6 +218,7 @@ def read_events(
         rejected=result.rejected,
         first_rejected_row=result.first_rejected_row,
         seconds=time.perf_counter() - started,
+        path=Path(source) if isinstance(source, str | os.PathLike) else None,
     )
 
 

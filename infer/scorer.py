@@ -244,7 +244,7 @@ def score_file(
     top_k:
         Keep only the ``top_k`` highest-ranked topics of each user.
     columns:
-        Column mapping from canonical name to the name in the file.
+        Column mapping from the name in the file to the canonical name.
     name:
         File name for streams (format and messages).
 

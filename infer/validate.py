@@ -63,21 +63,38 @@ AFTER_AS_OF = "timestamp more than a day after as_of"
 
 
 def column_mapping(columns: Mapping[str, str] | None, source: str) -> dict[str, str]:
-    """Return the full canonical-to-file column mapping.
+    """Return the canonical-to-file column mapping for a file-to-canonical one.
+
+    Parameters
+    ----------
+    columns:
+        File column name to canonical name, for example
+        ``{"userId": "user_id"}``, as in training's ``--columns``.
+    source:
+        File name for messages.
 
     Raises
     ------
     InputContractError
-        If a key of ``columns`` is not a canonical column name.
+        If a value of ``columns`` is not a canonical column name, or two
+        file columns map to the same canonical one.
     """
     mapping = {column: column for column in ALL_COLUMNS}
-    for canonical, in_file in (columns or {}).items():
+    mapped: set[str] = set()
+    for in_file, canonical in (columns or {}).items():
         if canonical not in mapping:
             raise InputContractError(
-                f"{source}: invalid column mapping key {canonical!r}; expected one "
-                f"of {list(ALL_COLUMNS)} mapped to the name used in the file",
+                f"{source}: invalid column mapping {in_file}={canonical}; expected "
+                f"FILE_COLUMN=CANONICAL with CANONICAL one of {list(ALL_COLUMNS)}",
                 source=source,
             )
+        if canonical in mapped:
+            raise InputContractError(
+                f"{source}: invalid column mapping: canonical column {canonical!r} "
+                f"is mapped twice; map one file column to it",
+                source=source,
+            )
+        mapped.add(canonical)
         mapping[canonical] = in_file
     return mapping
 
@@ -89,12 +106,12 @@ def check_columns(
     names = list(present)
     missing = [mapping[c] for c in REQUIRED_COLUMNS if mapping[c] not in names]
     if missing:
-        mapped = {c: mapping[c] for c in REQUIRED_COLUMNS if mapping[c] != c}
+        mapped = {mapping[c]: c for c in REQUIRED_COLUMNS if mapping[c] != c}
         hint = f" (column mapping {mapped})" if mapped else ""
         raise InputContractError(
             f"{source}: missing required column(s) {missing}{hint}; found columns "
             f"{names[:20]}; add the column(s), or map the file's names with a "
-            f"column mapping such as --column topic=genre",
+            f"column mapping such as --column genre=topic",
             source=source,
         )
 

@@ -160,13 +160,13 @@ def test_cli_column_mapping(bundle_dir: Path, tmp_path: Path) -> None:
             "--out",
             str(out),
             "--column",
-            "user_id=userId",
+            "userId=user_id",
             "--column",
-            "topic=genre",
+            "genre=topic",
             "--column",
-            "event_type=kind",
+            "kind=event_type",
             "--column",
-            "timestamp=ts",
+            "ts=timestamp",
             "--no-progress",
         ]
     )

@@ -49,7 +49,12 @@ def test_read_basic_csv_types(inputs: Path) -> None:
     result = read_events(inputs / "basic.csv")
     events = result.events
     assert list(events.columns) == [
-        "user_id", "topic", "event_type", "timestamp", "item_id", "value"
+        "user_id",
+        "topic",
+        "event_type",
+        "timestamp",
+        "item_id",
+        "value",
     ]
     assert isinstance(events["user_id"].dtype, pd.CategoricalDtype)
     assert isinstance(events["topic"].dtype, pd.CategoricalDtype)
@@ -148,7 +153,7 @@ def test_read_parquet_missing_topic(inputs: Path) -> None:
     assert str(caught.value) == (
         "missing_topic.parquet: missing required column(s) ['topic']; found "
         "columns ['user_id', 'event_type', 'timestamp']; add the column(s), or map "
-        "the file's names with a column mapping such as --column topic=genre"
+        "the file's names with a column mapping such as --column genre=topic"
     )
 
 
@@ -217,8 +222,12 @@ def test_read_stream_needs_name(inputs: Path) -> None:
 def test_read_column_mapping(tmp_path: Path) -> None:
     path = tmp_path / "ratings.csv"
     path.write_text("userId,genre,kind,ts\n1,jazz,rate,1718000000\n")
-    columns = {"user_id": "userId", "topic": "genre", "event_type": "kind",
-               "timestamp": "ts"}
+    columns = {
+        "userId": "user_id",
+        "genre": "topic",
+        "kind": "event_type",
+        "ts": "timestamp",
+    }
     events = read_events(path, columns=columns).events
     assert events["topic"].tolist() == ["jazz"]
     assert events["user_id"].tolist() == ["1"]
@@ -244,3 +253,13 @@ def test_read_csv_wrong_field_count(tmp_path: Path) -> None:
 def test_read_missing_path(tmp_path: Path) -> None:
     with pytest.raises(InputContractError, match="cannot open the file"):
         read_events(tmp_path / "absent.csv")
+
+
+def test_read_files_fingerprint_input(inputs: Path) -> None:
+    result = read_events(inputs / "basic.csv")
+    assert result.files == [{"path": str(inputs / "basic.csv"), "rows": 5}]
+
+
+def test_read_stream_has_no_files(inputs: Path) -> None:
+    body = io.BytesIO((inputs / "basic.csv").read_bytes())
+    assert read_events(body, name="basic.csv").files == []

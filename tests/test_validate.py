@@ -136,5 +136,19 @@ def test_iso_fraction_and_offset(tmp_path: Path) -> None:
 
 def test_invalid_mapping_key(tmp_path: Path) -> None:
     path = write(tmp_path, HEADER + f"u1,a,view,{T0}\n")
-    with pytest.raises(InputContractError, match="invalid column mapping key 'genre'"):
+    with pytest.raises(InputContractError, match="invalid column mapping topic=genre"):
+        read_events(path, columns={"topic": "genre"})
+
+
+def test_mapping_target_twice(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + f"u1,a,view,{T0}\n")
+    with pytest.raises(InputContractError, match="'topic' is mapped twice"):
+        read_events(path, columns={"genre": "topic", "tag": "topic"})
+
+
+def test_mapping_hint_in_missing(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + f"u1,a,view,{T0}\n")
+    with pytest.raises(
+        InputContractError, match=r"\(column mapping \{'genre': 'topic'\}\)"
+    ):
         read_events(path, columns={"genre": "topic"})
