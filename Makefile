@@ -4,9 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# make train DATA=simulated|movielens|<folder or files>
+# make train DATA=simulated|movielens|<folder or files> [TRAIN_ARGS='--columns ...']
 DATA ?= simulated
 OUT ?= artifacts
+TRAIN_ARGS ?=
 # make score INPUT=<files, folders or globs> MODEL=<bundle folder> SCORES=<output path>
 INPUT ?=
 MODEL ?= artifacts/latest
@@ -24,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 train: $(STAMP)
-	$(PY) -m train fit --data '$(DATA)' --out '$(OUT)'
+	$(PY) -m train fit --data '$(DATA)' --out '$(OUT)' $(TRAIN_ARGS)
 
 score: $(STAMP)
 	@test -n "$(INPUT)" || { echo "set INPUT, for example: make score INPUT=events.csv MODEL=artifacts/latest"; exit 2; }

@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of ``python -m train``."""
     from train import simulate
+    from train.config import ModelSettings
 
     parser = argparse.ArgumentParser(
         prog="python -m train",
@@ -63,13 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=int,
         default=None,
-        help="maximum training epochs (default from train/config.py)",
+        help=f"maximum training epochs (default {ModelSettings.max_epochs})",
     )
     fit.add_argument(
         "--seed",
         type=int,
         default=None,
-        help="seed of weights and shuffling (default 42)",
+        help=f"seed of weights and shuffling (default {ModelSettings.seed})",
     )
     fit.add_argument(
         "--lookback-days",
