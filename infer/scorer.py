@@ -124,9 +124,12 @@ def _rank(
 ) -> pd.DataFrame:
     """Sort pairs by user, then interest (highest first), then topic, and rank them.
 
-    Sorting on codes of sorted categories makes the output independent of
-    the row order of the input.
+    Sorting on codes of sorted categories makes the output order independent
+    of the row order of the input.
     """
+    # NOTE: the feature builder sums float64 weights in input order, so a
+    # reordered file can in principle change a feature in its last bits; a
+    # test on a simulated sample found identical float32 scores.
     user_codes, users = pd.factorize(keys[USER_ID], sort=True)
     topic_codes, topics = pd.factorize(keys[TOPIC], sort=True)
     order = np.lexsort((topic_codes, -interest, user_codes))
