@@ -15,6 +15,7 @@ which the bundle's manifest records.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,11 @@ from infer.schema import ALL_COLUMNS
 SIMULATED = "simulated"
 MOVIELENS = "movielens"
 FILES = "files"
+# File name endings the canonical reader accepts.
+BEHAVIOUR_SUFFIXES = (
+    ".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz",
+    ".parquet", ".pq",
+)
 _HASH_CHUNK_BYTES = 1 << 20
 
 
@@ -163,25 +169,50 @@ def _reject_columns(columns: dict[str, str] | None, what: str) -> None:
 def _load_files(spec: str, columns: dict[str, str] | None) -> SourceData:
     from infer.reader import read_events
 
-    result = read_events(spec, columns=columns)
-    events = result.events
-    files = _reader_fingerprints(result)
-    if not files:
-        raise InputContractError(
-            f"no behaviour files found for {spec!r}; give a file, a folder of "
-            f".csv, .parquet or .jsonl files (optionally .gz), or a glob",
-            source=spec,
-        )
+    paths = behaviour_files(spec)
+    results = [read_events(path, columns=columns) for path in paths]
+    events = pd.concat([result.events for result in results], ignore_index=True)
+    files = [
+        file_fingerprint(Path(item["path"]), rows=item["rows"])
+        for result in results
+        for item in result.files
+    ]
     return SourceData(events=events, source=FILES, files=files)
 
 
-def _reader_fingerprints(result: Any) -> list[dict[str, Any]]:
-    """Return name, SHA-256 and rows of every file the reader read."""
-    fingerprints = []
-    for item in getattr(result, "files", []):
-        if isinstance(item, dict):
-            path, rows = Path(item["path"]), item["rows"]
-        else:
-            path, rows = Path(item.path), item.rows
-        fingerprints.append(file_fingerprint(path, rows=rows))
-    return fingerprints
+def behaviour_files(spec: str) -> list[Path]:
+    """Return the behaviour files that a file, folder or glob names, sorted.
+
+    A folder contributes its files (not subfolders) whose names end in a
+    supported suffix; names starting with "." are skipped.
+
+    Raises
+    ------
+    InputContractError
+        If the file does not exist or the folder or glob matches no file.
+    """
+    path = Path(spec)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir()
+                       if p.is_file() and not p.name.startswith(".")
+                       and p.name.lower().endswith(BEHAVIOUR_SUFFIXES))
+        where = f"folder {spec}"
+    elif any(char in spec for char in "*?["):
+        found = sorted(Path(p) for p in glob.glob(spec, recursive=True)
+                       if Path(p).is_file())
+        where = f"glob {spec!r}"
+    else:
+        raise InputContractError(
+            f"training data {spec!r} not found; expected 'simulated', 'movielens', "
+            f"a MovieLens folder, or behaviour files (a file, folder or glob)",
+            source=spec,
+        )
+    if not found:
+        raise InputContractError(
+            f"no behaviour files in {where}; expected names ending in "
+            f"{', '.join(BEHAVIOUR_SUFFIXES)}",
+            source=spec,
+        )
+    return found
