@@ -20,7 +20,9 @@ class InputContractError(InterestDecayError):
     (or line for JSON Lines) where the first problem was found, if any.
     """
 
-    def __init__(self, message: str, *, source: str | None = None, row: int | None = None):
+    def __init__(
+        self, message: str, *, source: str | None = None, row: int | None = None
+    ):
         super().__init__(message)
         self.source = source
         self.row = row

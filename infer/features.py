@@ -56,7 +56,9 @@ class FeatureConfig:
         if not self.lookback_days > 0:
             raise ValueError(f"lookback_days must be > 0, got {self.lookback_days!r}")
         if any(not h > 0 for h in self.half_lives_days):
-            raise ValueError(f"half_lives_days must be > 0, got {self.half_lives_days!r}")
+            raise ValueError(
+                f"half_lives_days must be > 0, got {self.half_lives_days!r}"
+            )
 
     @property
     def active_windows(self) -> tuple[float, ...]:
@@ -65,8 +67,10 @@ class FeatureConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as plain JSON types."""
-        return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in asdict(self).items()}
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureConfig:
@@ -143,20 +147,27 @@ def event_type_codes(
     unseen: dict[str, int] = {}
     if unknown.any():
         counts = pd.Series(np.asarray(event_types)[unknown]).value_counts()
-        unseen = {str(name): int(count) for name, count in counts.items()
-                  if name != CATCH_ALL_EVENT_TYPE}
+        unseen = {
+            str(name): int(count)
+            for name, count in counts.items()
+            if name != CATCH_ALL_EVENT_TYPE
+        }
         codes[unknown] = len(vocabulary) - 1
     return codes, unseen
 
 
-def select_history(events: pd.DataFrame, as_of: int, lookback_days: float) -> pd.DataFrame:
+def select_history(
+    events: pd.DataFrame, as_of: int, lookback_days: float
+) -> pd.DataFrame:
     """Return the events with ``as_of - lookback < timestamp <= as_of``."""
     ts = events[TIMESTAMP].to_numpy(dtype=np.int64)
     start = as_of - lookback_days * SECONDS_PER_DAY
     return events[(ts > start) & (ts <= as_of)]
 
 
-def build_features(events: pd.DataFrame, as_of: int, config: FeatureConfig) -> FeatureMatrix:
+def build_features(
+    events: pd.DataFrame, as_of: int, config: FeatureConfig
+) -> FeatureMatrix:
     """Build one feature row per candidate (user, topic) pair at ``as_of``.
 
     Parameters
@@ -180,7 +191,9 @@ def build_features(events: pd.DataFrame, as_of: int, config: FeatureConfig) -> F
     InputContractError
         If a required column is missing.
     """
-    missing = [c for c in (USER_ID, TOPIC, EVENT_TYPE, TIMESTAMP) if c not in events.columns]
+    missing = [
+        c for c in (USER_ID, TOPIC, EVENT_TYPE, TIMESTAMP) if c not in events.columns
+    ]
     if missing:
         raise InputContractError(
             f"cannot build features: event frame is missing columns {missing}; "
@@ -191,8 +204,12 @@ def build_features(events: pd.DataFrame, as_of: int, config: FeatureConfig) -> F
     history = select_history(events, as_of, config.lookback_days)
     if history.empty:
         return FeatureMatrix(
-            keys=pd.DataFrame({USER_ID: pd.Series([], dtype=object),
-                               TOPIC: pd.Series([], dtype=object)}),
+            keys=pd.DataFrame(
+                {
+                    USER_ID: pd.Series([], dtype=object),
+                    TOPIC: pd.Series([], dtype=object),
+                }
+            ),
             values=np.zeros((0, len(names)), dtype=np.float32),
             as_of=as_of,
             names=names,
@@ -220,16 +237,18 @@ def build_features(events: pd.DataFrame, as_of: int, config: FeatureConfig) -> F
     columns: list[np.ndarray] = []
 
     # Counts per event type over each window, log-scaled.
-    window_counts = {w: per_pair_type((age_days < w).astype(np.float64))
-                     for w in config.active_windows}
+    window_counts = {
+        w: per_pair_type((age_days < w).astype(np.float64))
+        for w in config.active_windows
+    }
     for t in range(n_types):
         for w in config.active_windows:
             columns.append(np.log1p(window_counts[w][:, t]))
 
     # Recency per event type; the lookback stands for "never in the history".
-    last_by_type = np.full(n_pairs * n_types, lookback)
-    np.minimum.at(last_by_type, pair_type, age_days)
-    last_by_type = last_by_type.reshape(n_pairs, n_types)
+    last_flat = np.full(n_pairs * n_types, lookback)
+    np.minimum.at(last_flat, pair_type, age_days)
+    last_by_type = last_flat.reshape(n_pairs, n_types)
     columns += [last_by_type[:, t] for t in range(n_types)]
     last_any = last_by_type.min(axis=1)
     first_any = np.zeros(n_pairs)
@@ -268,12 +287,15 @@ def build_features(events: pd.DataFrame, as_of: int, config: FeatureConfig) -> F
     ]
 
     matrix = np.column_stack(columns).astype(np.float32)
-    keys = pd.DataFrame({
-        USER_ID: np.asarray(users)[pair_user],
-        TOPIC: np.asarray(topics)[pair_topic],
-    })
-    return FeatureMatrix(keys=keys, values=matrix, as_of=as_of, names=names,
-                         unseen_event_types=unseen)
+    keys = pd.DataFrame(
+        {
+            USER_ID: np.asarray(users)[pair_user],
+            TOPIC: np.asarray(topics)[pair_topic],
+        }
+    )
+    return FeatureMatrix(
+        keys=keys, values=matrix, as_of=as_of, names=names, unseen_event_types=unseen
+    )
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
