@@ -13,7 +13,7 @@ INPUT ?=
 MODEL ?= artifacts/latest
 SCORES ?= scores.parquet
 
-.PHONY: install train score test lint package bench deploy clean
+.PHONY: install train score test lint package bench deploy deploy-zip clean
 
 install: $(STAMP)
 
@@ -45,8 +45,15 @@ package: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
+# Container image (default): copy the bundle where infra/Dockerfile expects it,
+# build the image with sam and deploy it.
 deploy: $(STAMP)
+	$(PY) -m infra.package --model '$(MODEL)' --bundle-only build/model
 	cd infra && sam build && sam deploy --guided
+
+# Zip package: deploy build/lambda.zip with the template that make package wrote.
+deploy-zip: package
+	sam deploy --guided --template-file build/template.json
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

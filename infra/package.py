@@ -3,7 +3,8 @@
 ``python -m infra.package --model <bundle folder> --out build/lambda.zip``
 installs the pinned scoring dependencies (``infra/requirements-lambda.txt``)
 as manylinux wheels for the Lambda runtime, adds the ``infer`` package and
-the model bundle (as ``model/``, where ``infer.settings`` looks for it),
+the bundle's manifest and ONNX file (as ``model/``, where ``infer.settings``
+looks for it),
 removes what the function never imports (tests, caches, type stubs), and
 writes the zip. It prints the zipped and unzipped sizes and the largest
 dependencies, and fails when the unzipped size passes AWS's 250 MB limit.
@@ -178,7 +179,7 @@ def build_package(
         install_dependencies(root, architecture)
         check_installed(root)
         copy_sources(root)
-        shutil.copytree(model_dir, root / PACKAGED_MODEL_DIRNAME)
+        copy_bundle(model_dir, root / PACKAGED_MODEL_DIRNAME)
         strip(root)
         write_zip(root, out)
     write_zip_template(out, architecture)
@@ -192,8 +193,14 @@ def build_package(
     return report
 
 
-def check_bundle(model_dir: Path) -> None:
+def check_bundle(model_dir: Path) -> list[str]:
     """Check that ``model_dir`` holds a model bundle's manifest and ONNX file.
+
+    Returns
+    -------
+    list[str]
+        The names of the files that scoring reads: ``manifest.json`` and the
+        ONNX file that it names.
 
     Raises
     ------
@@ -220,6 +227,24 @@ def check_bundle(model_dir: Path) -> None:
             f"{model_dir}: the ONNX file {onnx_file!r} named in manifest.json "
             f"was not found; retrain the bundle with `make train`"
         )
+    return ["manifest.json", onnx_file]
+
+
+def copy_bundle(model_dir: Path, target: Path) -> None:
+    """Copy the files of a bundle that scoring reads into the new folder ``target``.
+
+    The Keras model, the report and its plots stay out: only training tools
+    read them.
+
+    Raises
+    ------
+    PackageError
+        If ``model_dir`` is not a complete bundle.
+    """
+    names = check_bundle(model_dir)
+    target.mkdir(parents=True)
+    for name in names:
+        shutil.copy2(model_dir / name, target / name)
 
 
 def install_dependencies(target: Path, architecture: str) -> None:
@@ -461,12 +486,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="zip to write (default build/lambda.zip); template.json goes beside it",
     )
     parser.add_argument(
+        "--bundle-only",
+        type=Path,
+        metavar="FOLDER",
+        help="only copy the bundle's scoring files into FOLDER (replaced if it "
+        "exists), for the container image, and build no zip",
+    )
+    parser.add_argument(
         "--architecture",
         choices=sorted(PLATFORMS),
         default="x86_64",
         help="instruction set of the function (default x86_64)",
     )
     args = parser.parse_args(argv)
+    if args.bundle_only is not None:
+        try:
+            if args.bundle_only.exists():
+                shutil.rmtree(args.bundle_only)
+            copy_bundle(args.model, args.bundle_only)
+        except PackageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(f"copied the bundle's scoring files to {args.bundle_only}")
+        return 0
     try:
         report = build_package(args.model, args.out, architecture=args.architecture)
     except PackageError as error:
