@@ -127,8 +127,18 @@ class FeatureMatrix:
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Return integer codes and the uniques, sorted by value.
+
+    Sorting the uniques by value (not by first appearance, nor by a
+    categorical's category order) makes the candidate order independent of
+    the row order of the input.
+    """
     codes, uniques = pd.factorize(column, sort=False)
-    return codes.astype(np.int64, copy=False), pd.Index(uniques)
+    values = pd.Index(np.asarray(uniques, dtype=object))
+    order = np.argsort(values.to_numpy(), kind="stable")
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    return position[codes], values[order]
 
 
 def event_type_codes(
@@ -137,23 +147,26 @@ def event_type_codes(
     """Map event types to vocabulary positions; unknown types go to the last one.
 
     Returns the codes and the count of events per type outside the
-    vocabulary.
+    vocabulary. Missing event types count as the catch-all type.
     """
+    catch_all = len(vocabulary) - 1
+    codes, uniques = pd.factorize(event_types, sort=False)
     known = pd.Index(list(vocabulary[:-1]))
-    # get_indexer returns -1 for unknown types; pd.Categorical with fixed
-    # categories warns on unknown values in pandas 3.1.
-    codes = known.get_indexer(np.asarray(event_types, dtype=object)).astype(np.int64)
-    unknown = codes < 0
+    # Look up the few distinct types, not every row; the extra last entry
+    # maps factorize's -1 (a missing value) to the catch-all type.
+    lookup = known.get_indexer(pd.Index(np.asarray(uniques, dtype=object)))
+    lookup = np.append(lookup, -1).astype(np.int64)
+    unknown = lookup < 0
+    lookup[unknown] = catch_all
     unseen: dict[str, int] = {}
-    if unknown.any():
-        counts = pd.Series(np.asarray(event_types)[unknown]).value_counts()
+    if unknown[:-1].any():
+        per_unique = np.bincount(codes[codes >= 0], minlength=len(uniques))
         unseen = {
-            str(name): int(count)
-            for name, count in counts.items()
-            if name != CATCH_ALL_EVENT_TYPE
+            str(uniques[i]): int(per_unique[i])
+            for i in np.flatnonzero(unknown[:-1])
+            if uniques[i] != CATCH_ALL_EVENT_TYPE and per_unique[i] > 0
         }
-        codes[unknown] = len(vocabulary) - 1
-    return codes, unseen
+    return lookup[codes], unseen
 
 
 def select_history(
@@ -162,7 +175,11 @@ def select_history(
     """Return the events with ``as_of - lookback < timestamp <= as_of``."""
     ts = events[TIMESTAMP].to_numpy(dtype=np.int64)
     start = as_of - lookback_days * SECONDS_PER_DAY
-    return events[(ts > start) & (ts <= as_of)]
+    inside = (ts > start) & (ts <= as_of)
+    if inside.all():
+        # Scoring files usually hold only history; skip the copy then.
+        return events
+    return events[inside]
 
 
 def build_features(
@@ -217,7 +234,9 @@ def build_features(
 
     user_codes, users = _codes(history[USER_ID])
     topic_codes, topics = _codes(history[TOPIC])
-    pair_codes, pair_uniques = pd.factorize(user_codes * len(topics) + topic_codes)
+    pair_codes, pair_uniques = pd.factorize(
+        user_codes * len(topics) + topic_codes, sort=True
+    )
     pair_codes = pair_codes.astype(np.int64, copy=False)
     n_pairs = len(pair_uniques)
     pair_user = (pair_uniques // len(topics)).astype(np.int64)
@@ -226,75 +245,88 @@ def build_features(
 
     type_codes, unseen = event_type_codes(history[EVENT_TYPE], config.event_types)
     n_types = len(config.event_types)
-    age_days = (as_of - history[TIMESTAMP].to_numpy(dtype=np.int64)) / SECONDS_PER_DAY
+    timestamps = history[TIMESTAMP].to_numpy(dtype=np.int64)
+    age_days = (as_of - timestamps) / SECONDS_PER_DAY
     lookback = float(config.lookback_days)
     pair_type = pair_codes * n_types + type_codes
+    size = n_pairs * n_types
 
-    def per_pair_type(weights: np.ndarray) -> np.ndarray:
-        flat = np.bincount(pair_type, weights=weights, minlength=n_pairs * n_types)
-        return flat.reshape(n_pairs, n_types)
+    # Columns are filled in place, so no list of float64 columns is kept.
+    out = np.empty((n_pairs, len(names)), dtype=np.float32)
+    column = 0
 
-    columns: list[np.ndarray] = []
+    def put(values: np.ndarray) -> None:
+        nonlocal column
+        out[:, column] = values
+        column += 1
 
-    # Counts per event type over each window, log-scaled.
+    # Counts per event type over each window, log-scaled. The integer
+    # bincount of the events inside a window is faster than a weighted one.
     window_counts = {
-        w: per_pair_type((age_days < w).astype(np.float64))
+        w: np.bincount(pair_type[age_days < w], minlength=size).reshape(
+            n_pairs, n_types
+        )
         for w in config.active_windows
     }
     for t in range(n_types):
         for w in config.active_windows:
-            columns.append(np.log1p(window_counts[w][:, t]))
+            put(np.log1p(window_counts[w][:, t]))
+    del window_counts
 
     # Recency per event type; the lookback stands for "never in the history".
-    last_flat = np.full(n_pairs * n_types, lookback)
+    last_flat = np.full(size, lookback)
     np.minimum.at(last_flat, pair_type, age_days)
     last_by_type = last_flat.reshape(n_pairs, n_types)
-    columns += [last_by_type[:, t] for t in range(n_types)]
-    last_any = last_by_type.min(axis=1)
+    for t in range(n_types):
+        put(last_by_type[:, t])
+    put(last_by_type.min(axis=1))
     first_any = np.zeros(n_pairs)
     np.maximum.at(first_any, pair_codes, age_days)
-    columns += [last_any, first_any]
+    put(first_any)
 
     # Exponentially decayed activity per event type, and the pair's share of
     # the user's decayed activity over all types.
     decayed_total = {}
     decayed_by_type = {}
     for h in config.half_lives_days:
-        weights = np.exp2(-age_days / h)
-        decayed_by_type[h] = per_pair_type(weights)
+        weights = np.exp2(age_days * (-1.0 / h))
+        flat = np.bincount(pair_type, weights=weights, minlength=size)
+        decayed_by_type[h] = flat.reshape(n_pairs, n_types)
         decayed_total[h] = decayed_by_type[h].sum(axis=1)
     for t in range(n_types):
         for h in config.half_lives_days:
-            columns.append(np.log1p(decayed_by_type[h][:, t]))
+            put(np.log1p(decayed_by_type[h][:, t]))
     for h in config.half_lives_days:
         user_total = np.bincount(pair_user, weights=decayed_total[h], minlength=n_users)
-        columns.append(_safe_divide(decayed_total[h], user_total[pair_user]))
+        put(_safe_divide(decayed_total[h], user_total[pair_user]))
 
     # No-decay share, user activity level, breadth and mean value.
     pair_count = np.bincount(pair_codes, minlength=n_pairs).astype(np.float64)
     user_count = np.bincount(pair_user, weights=pair_count, minlength=n_users)
     user_topics = np.bincount(pair_user, minlength=n_users).astype(np.float64)
+    value_sum: np.ndarray = pair_count
     if VALUE in history.columns:
         values = history[VALUE].to_numpy(dtype=np.float64)
-    else:
-        values = np.ones(len(history))
-    value_sum = np.bincount(pair_codes, weights=values, minlength=n_pairs)
-    columns += [
-        pair_count / user_count[pair_user],
-        np.log1p(user_count[pair_user]),
-        user_topics[pair_user],
-        value_sum / pair_count,
-    ]
+        value_sum = np.bincount(pair_codes, weights=values, minlength=n_pairs)
+    put(pair_count / user_count[pair_user])
+    put(np.log1p(user_count[pair_user]))
+    put(user_topics[pair_user])
+    put(value_sum / pair_count)
+    if column != len(names):
+        raise RuntimeError(f"built {column} feature columns, names list {len(names)}")
 
-    matrix = np.column_stack(columns).astype(np.float32)
     keys = pd.DataFrame(
         {
-            USER_ID: np.asarray(users)[pair_user],
-            TOPIC: np.asarray(topics)[pair_topic],
+            USER_ID: pd.Categorical.from_codes(pair_user, categories=users),
+            TOPIC: pd.Categorical.from_codes(pair_topic, categories=topics),
         }
     )
     return FeatureMatrix(
-        keys=keys, values=matrix, as_of=as_of, names=names, unseen_event_types=unseen
+        keys=keys,
+        values=out,
+        as_of=as_of,
+        names=names,
+        unseen_event_types=unseen,
     )
 
 
