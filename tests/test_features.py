@@ -27,9 +27,9 @@ def events(rows: list[tuple[str, str, str, int, float]]) -> pd.DataFrame:
     )
 
 
-# User u: on topic a a view exactly at T and a view 2 days before; a like
-# on b 5 days before; a like on c exactly at T - L (outside the history);
-# a view on a one second after T (in the future).
+# User u has two views on topic a, exactly at T and 2 days before, and a
+# like on b 5 days before. A like on c exactly at T - L is outside the
+# history, and a view on a one second after T is in the future.
 HAND_EVENTS = events(
     [
         ("u", "a", "view", T, 1.0),

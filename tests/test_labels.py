@@ -17,9 +17,9 @@ SETTINGS = LabelSettings(lookback_days=30.0, horizon_days=7.0, stride_days=7.0)
 CONFIG = FeatureConfig(event_types=("view", "like", "other"), lookback_days=30.0)
 COLUMNS = ["user_id", "topic", "event_type", "timestamp", "value"]
 
-# History: u on a and b, w on a, v on a. Horizon (T, T + 7 d]: u has two
-# events on a and one on c (not a candidate); v has one event exactly at
-# T + H and one just after it; w has none.
+# History: u on a and b, w on a, v on a. In the horizon (T, T + 7 d], u has
+# two events on a and one on c, which is not a candidate. v has one event
+# exactly at T + H and one just after it, and w has none.
 EVENTS = pd.DataFrame(
     [
         ("u", "a", "view", T - DAY, 1.0),
@@ -95,7 +95,7 @@ def simulated_like(seed: int, users: int = 60, days: int = 120) -> pd.DataFrame:
     )
 
 
-def test_labels_per_user_and_cutoff_sum_at_most_one() -> None:
+def test_label_sums_at_most_one() -> None:
     events = sort_by_time(simulated_like(5))
     cutoffs = np.arange(30, 110, 7) * DAY
     rows = build_dataset(events, cutoffs, CONFIG, SETTINGS, (7.0,), progress=False)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from infer.schema import SECONDS_PER_DAY, TIMESTAMP, TOPIC, USER_ID
+from train.codes import shared_codes
 
 
 def exp_decay_shares(
@@ -50,19 +51,26 @@ def exp_decay_shares(
     """
     age_days = (as_of - history[TIMESTAMP].to_numpy(dtype=np.int64)) / SECONDS_PER_DAY
     halves = np.asarray(half_lives_days, dtype=np.float64)
-    decayed = weights[:, None] * np.exp2(-age_days[:, None] / halves[None, :])
-    columns = [f"h{i}" for i in range(len(halves))]
-    frame = pd.DataFrame(decayed, columns=columns)
-    frame[USER_ID] = history[USER_ID].to_numpy()
-    frame[TOPIC] = history[TOPIC].to_numpy()
-    pair = frame.groupby([USER_ID, TOPIC], sort=False)[columns].sum()
-    user = frame.groupby(USER_ID, sort=False)[columns].sum()
-    pair_index = pd.MultiIndex.from_arrays([keys[USER_ID], keys[TOPIC]])
-    numerator = pair.reindex(pair_index).to_numpy()
-    denominator = user.reindex(keys[USER_ID]).to_numpy()
-    shares = np.zeros_like(numerator)
-    np.divide(numerator, denominator, out=shares, where=denominator > 0)
-    return shares.astype(np.float32)
+    codes = shared_codes(history[USER_ID], history[TOPIC], keys[USER_ID], keys[TOPIC])
+    shares = np.zeros((len(keys), len(halves)), dtype=np.float32)
+    for column, half_life in enumerate(halves):
+        decayed = weights * np.exp2(-age_days / half_life)
+        pair_sum = np.bincount(
+            codes.event_pairs, weights=decayed, minlength=codes.n_pairs
+        )
+        user_sum = np.bincount(
+            codes.event_users, weights=decayed, minlength=codes.n_users
+        )
+        numerator = pair_sum[codes.key_pairs]
+        denominator = user_sum[codes.key_users]
+        shares[:, column] = _safe_divide(numerator, denominator)
+    return shares
+
+
+def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    result = np.zeros_like(numerator)
+    np.divide(numerator, denominator, out=result, where=denominator > 0)
+    return result
 
 
 def mse(predictions: np.ndarray, labels: np.ndarray) -> float:

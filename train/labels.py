@@ -33,6 +33,7 @@ from infer.schema import (
     USER_ID,
 )
 from train.baselines import exp_decay_shares
+from train.codes import shared_codes
 from train.config import DEFAULT_EVENT_WEIGHT, LabelSettings
 
 CUTOFF = "cutoff"
@@ -128,18 +129,15 @@ def horizon_labels(
     because those rows carry no label.
     """
     weights = event_weights(horizon[EVENT_TYPE], settings)
-    frame = pd.DataFrame(
-        {
-            USER_ID: horizon[USER_ID].to_numpy(),
-            TOPIC: horizon[TOPIC].to_numpy(),
-            "weight": weights,
-        }
+    codes = shared_codes(horizon[USER_ID], horizon[TOPIC], keys[USER_ID], keys[TOPIC])
+    pair_weight = np.bincount(
+        codes.event_pairs, weights=weights, minlength=codes.n_pairs
     )
-    pair_weight = frame.groupby([USER_ID, TOPIC], sort=False)["weight"].sum()
-    user_weight = frame.groupby(USER_ID, sort=False)["weight"].sum()
-    pair_index = pd.MultiIndex.from_arrays([keys[USER_ID], keys[TOPIC]])
-    numerator = pair_weight.reindex(pair_index).fillna(0.0).to_numpy()
-    denominator = user_weight.reindex(keys[USER_ID]).to_numpy(dtype=np.float64)
+    user_weight = np.bincount(
+        codes.event_users, weights=weights, minlength=codes.n_users
+    )
+    numerator = pair_weight[codes.key_pairs]
+    denominator = user_weight[codes.key_users]
     labels = np.full(len(keys), np.nan)
     known = denominator > 0
     labels[known] = numerator[known] / denominator[known]

@@ -38,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass
 class TrainingRun:
-    """What one training run produced, for the CLI and for tests."""
+    """Outputs of one training run, for the CLI and for tests."""
 
     bundle: Path
     manifest: dict[str, Any]
