@@ -1,10 +1,10 @@
 """Lambda zip package: pinned requirements, stripping, and a real build.
 
-The slow tests build the zip with the session's trained bundle, unpack it
-into a fresh folder and run the packaged handler with the Lambda runtime's
-Python version, whose ``sys.path`` holds only the unpacked folder, the
-standard library and the packages that Lambda's runtime provides (boto3
-and its dependencies). The handler scores a file from S3 (moto server on
+The slow tests build the zip with the session's trained bundle and unpack
+it into a fresh folder. They run the packaged handler with the Lambda
+runtime's Python version, whose ``sys.path`` contains only the unpacked
+folder, the standard library, and boto3 with its dependencies (which the
+Lambda runtime provides). The handler scores a file from S3 (moto server on
 loopback), as it would in Lambda.
 """
 
