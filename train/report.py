@@ -263,8 +263,18 @@ def plot_decay_curves(
     half_life_days: float,
     event_types: list[str],
 ) -> None:
-    """Plot interest against days since the last event, one panel per event type."""
+    """Plot interest against days since the last event, one panel per event type.
+
+    Event types that are the latest event of no test row (often the
+    catch-all type) get no panel.
+    """
     last_any = rows.column("days_since_last_any")
+    shown = [
+        t
+        for t in event_types
+        if (rows.column(f"days_since_last_{t}") <= last_any).any()
+    ]
+    event_types = shown or event_types[:1]
     lookback = float(np.max(last_any)) if len(last_any) else 1.0
     edges = np.unique(np.geomspace(0.25, max(lookback, 0.5), 16))
     edges = np.r_[0.0, edges]
