@@ -31,6 +31,7 @@ from infer.output import EXTENSIONS, OUTPUT_FORMATS, format_from_name, write_sco
 from infer.reader import detect_format
 from infer.schema import ALL_COLUMNS
 from infer.scorer import FileSummary, score_file
+from infer.watch import add_watch_command
 
 EXIT_OK = 0
 EXIT_FILE_FAILED = 1
@@ -160,7 +161,10 @@ def add_score_command(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_score)
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_score_command]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_score_command,
+    add_watch_command,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,8 +115,8 @@ class Watcher:
         return succeeded
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``watch`` subcommand to an argparse subparsers object."""
+def add_watch_command(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``watch`` subcommand to the ``python -m infer`` parser."""
     parser = subparsers.add_parser(
         "watch",
         help="poll an S3 bucket and score new objects with the cloud function's code",
@@ -150,8 +150,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=3,
         help="tries per object before giving up on a failing one (default 3)",
     )
-    parser.set_defaults(func=run)
-    return parser
+    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
