@@ -35,7 +35,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check infer train tests bench
+	$(VENV)/bin/ruff check infer train tests bench infra
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint infra/template.yaml
 
