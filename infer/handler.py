@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import time
 
+# Importing this module imports pandas, pyarrow and onnxruntime, the bulk
+# of a Lambda cold start; the time is logged at the first invocation. It is
+# near zero when another module imported them first (the watch command).
 _IMPORT_STARTED = time.perf_counter()
 
 import json  # noqa: E402
@@ -77,7 +80,7 @@ _state: dict[str, Any] = {"cold": True, "bundles": {}, "clients": {}}
 
 @dataclass
 class Outcome:
-    """What happened to one object of an event; one log line and one entry."""
+    """Result of one object of an event: one log line, one entry of the return value."""
 
     key: str
     bucket: str

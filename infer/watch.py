@@ -64,7 +64,7 @@ def notification_event(
 
 
 class Watcher:
-    """Remembers which (key, ETag) pairs were handled and finds new ones."""
+    """Poller of the input prefix that remembers which (key, ETag) pairs ran."""
 
     def __init__(self, client: Any, bucket: str, prefix: str, max_attempts: int = 3):
         self.client = client
