@@ -69,10 +69,12 @@ def fit_model(
 ) -> FitResult:
     """Train the MLP with early stopping on the validation loss.
 
-    Seeds Python, NumPy and TensorFlow with ``settings.seed``. NOTE: runs
-    are repeatable on one machine, but TensorFlow's multi-threaded CPU
-    kernels may sum in a different order on other hardware or thread
-    counts, so the last digits of the weights can differ.
+    Seeds Python, NumPy and TensorFlow with ``settings.seed``, which fixes
+    the initial weights and the shuffling. NOTE: still nondeterministic are
+    TensorFlow's multi-threaded CPU reductions, whose summation order can
+    change with thread scheduling and hardware, so the last digits of the
+    weights, and through early stopping even the epoch count, can differ
+    between runs with the same seed.
 
     Parameters
     ----------
