@@ -21,7 +21,7 @@ from bench.common import DEFAULT_WORK_DIR, REPO_ROOT, machine, run_command
 SECTIONS = ("throughput", "inference", "coldstart", "size", "training")
 FULL_SIZES = (1_000_000, 10_000_000)
 QUICK_SIZES = (20_000,)
-FULL_REPEATS = 3
+FULL_REPEATS = 5
 # Keras' default predict runs batches of 32 rows one after another, which
 # takes seconds per run, so it gets fewer repeats than the other methods.
 KERAS_DEFAULT_REPEATS = 2
@@ -152,9 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "coldstart" in sections:
         print("cold start")
-        results["sections"]["coldstart"] = coldstart.run(
-            model, repeats=repeats if args.quick else repeats + 2
-        )
+        results["sections"]["coldstart"] = coldstart.run(model, repeats=repeats)
     if "size" in sections:
         print("size")
         results["sections"]["size"] = size.run(

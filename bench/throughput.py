@@ -78,7 +78,12 @@ def run(
         ``local`` per size and format, ``csv_floor`` per size, ``s3`` per
         size and ``profile``, each figure with min, median and max.
     """
-    results: dict[str, Any] = {"local": {}, "csv_floor": {}, "s3": {}}
+    results: dict[str, Any] = {
+        "local": {},
+        "csv_floor": {},
+        "csv_floor_reader_types": {},
+        "s3": {},
+    }
     out_dir = work_dir / "scores"
     for size, info in files.items():
         n = repeats_for(size, repeats)
@@ -103,6 +108,8 @@ def run(
         print(f"  pyarrow.csv.read_csv events-{size}.csv x{n}")
         floor = [run_child(["csv-floor", csv_path]) for _ in range(n)]
         results["csv_floor"][str(size)] = _floor_figures(floor)
+        floor = [run_child(["csv-floor", csv_path, "--as-reader"]) for _ in range(n)]
+        results["csv_floor_reader_types"][str(size)] = _floor_figures(floor)
     if s3:
         results["s3"] = _run_s3(files, model, repeats)
     if profile:
