@@ -1,26 +1,28 @@
 """Convert raw record batches into canonical events and check the input contract.
 
 The reader yields pyarrow record batches with the file's own column names
-and types. ``convert_blocks`` turns each into canonical types (dictionary
-strings, raw timestamps, float64 values) and raises an
-``InputContractError`` with the row number for values that cannot be
-parsed. ``finish`` then decides the epoch unit for the whole timestamp
-column, converts it to seconds and drops, with counts, the rows that are
-readable but unusable.
+and types. ``convert_blocks`` turns each into compact canonical columns (string
+codes against one dictionary per column, int64 epoch seconds, float64
+values) and raises an ``InputContractError`` with the row number for
+values that cannot be parsed. ``finish`` then checks the epoch unit of the
+whole timestamp column, builds the DataFrame and drops, with counts, the
+rows that are readable but unusable.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from infer.columns import GrowingColumn, GrowingDictionary, code_dtype
 from infer.errors import InputContractError
 from infer.schema import (
     ALL_COLUMNS,
@@ -117,15 +119,66 @@ def check_columns(
 
 
 @dataclass
-class Converted:
-    """Canonical batches of one file, before the whole-column checks."""
+class _EpochCounts:
+    """Counts of epoch numbers by size, for the whole-column unit decision.
 
-    batches: list[pa.RecordBatch] = field(default_factory=list)
-    # "numeric" (raw epoch numbers as float64), "iso8601" or "timestamp"
-    # (both already int64 epoch seconds).
+    Each ``first_*`` entry is the 1-based data row and the raw number of
+    the first such value, or None.
+    """
+
+    millis: int = 0
+    seconds: int = 0
+    first_millis: tuple[int, float] | None = None
+    first_seconds: tuple[int, float] | None = None
+    first_too_large: tuple[int, float] | None = None
+
+    def add(self, raw: np.ndarray, finite: np.ndarray, offset: int) -> np.ndarray:
+        """Count one block's numbers and return them as int64 epoch seconds.
+
+        A block with any millisecond-sized number is divided by 1,000: if
+        the column mixes units, ``finish`` raises before the values are
+        used, and otherwise the unit of every block is the column's unit.
+        Non-finite and too-large numbers become 0.
+        """
+        magnitude = np.abs(np.where(finite, raw, 0.0))
+        too_large = magnitude >= TOO_LARGE_FROM
+        millis = (magnitude >= MILLISECONDS_FROM) & finite
+        seconds = ~millis & finite
+        for mask, name in (
+            (too_large, "first_too_large"),
+            (millis, "first_millis"),
+            (seconds, "first_seconds"),
+        ):
+            if getattr(self, name) is None and mask.any():
+                index = int(np.flatnonzero(mask)[0])
+                setattr(self, name, (offset + index + 1, float(raw[index])))
+        n_millis = int(millis.sum())
+        self.millis += n_millis
+        self.seconds += int(seconds.sum())
+        divisor = 1_000 if n_millis else 1
+        usable = np.where(finite & ~too_large, raw, 0.0)
+        return np.floor(usable / divisor).astype(np.int64)
+
+
+@dataclass
+class Converted:
+    """Compact canonical columns of one file, before the whole-column checks."""
+
+    columns: dict[str, GrowingColumn] = field(default_factory=dict)
+    dictionaries: dict[str, GrowingDictionary] = field(default_factory=dict)
+    # "numeric" (epoch numbers, unit decided in ``finish``), "iso8601" or
+    # "timestamp".
     timestamp_kind: str | None = None
     timestamp_column: str = TIMESTAMP
+    rows: int = 0
+    epoch: _EpochCounts = field(default_factory=_EpochCounts)
+    # 0-based positions of non-finite epoch numbers, one array per block.
+    non_finite: list[np.ndarray] = field(default_factory=list)
     seconds: float = 0.0
+
+    def append(self, column: str, piece: np.ndarray) -> None:
+        """Append one block's values of a canonical column."""
+        self.columns.setdefault(column, GrowingColumn()).append(piece)
 
 
 @dataclass
@@ -144,7 +197,11 @@ def convert_blocks(
     source: str,
     mapping: Mapping[str, str],
 ) -> Converted:
-    """Convert raw batches to canonical column types.
+    """Convert raw batches to compact canonical columns, block by block.
+
+    String columns become codes against one dictionary per column, times
+    become int64 epoch seconds and values float64; each block is released
+    once converted.
 
     Parameters
     ----------
@@ -159,8 +216,8 @@ def convert_blocks(
     Returns
     -------
     Converted
-        Batches with columns ``user_id``, ``topic``, ``event_type``,
-        ``timestamp``, ``value`` and, when the file has it, ``item_id``.
+        Columns ``user_id``, ``topic``, ``event_type``, ``timestamp``,
+        ``value`` and, when the batches have it, ``item_id``.
 
     Raises
     ------
@@ -171,10 +228,13 @@ def convert_blocks(
     converted = Converted(timestamp_column=mapping[TIMESTAMP])
     started = time.perf_counter()
     for batch, first_row in blocks:
-        arrays: dict[str, pa.Array] = {}
         for column in STRING_COLUMNS:
             if mapping[column] in batch.schema.names:
-                arrays[column] = _to_dictionary(batch.column(mapping[column]))
+                dictionary = converted.dictionaries.setdefault(
+                    column, GrowingDictionary()
+                )
+                array = _to_dictionary(batch.column(mapping[column]))
+                converted.append(column, dictionary.encode(array))
         stamps, kind = _convert_timestamps(
             batch.column(mapping[TIMESTAMP]), source, mapping[TIMESTAMP], first_row
         )
@@ -188,14 +248,21 @@ def convert_blocks(
                 source=source,
                 row=first_row,
             )
-        arrays[TIMESTAMP] = stamps
+        raw = stamps.to_numpy(zero_copy_only=False)
+        if kind == "numeric":
+            finite = np.isfinite(raw)
+            if not finite.all():
+                converted.non_finite.append(np.flatnonzero(~finite) + converted.rows)
+            raw = converted.epoch.add(raw, finite, converted.rows)
+        converted.append(TIMESTAMP, raw)
         if mapping[VALUE] in batch.schema.names:
-            arrays[VALUE] = _convert_values(
+            values = _convert_values(
                 batch.column(mapping[VALUE]), source, mapping[VALUE], first_row
-            )
+            ).to_numpy(zero_copy_only=False)
         else:
-            arrays[VALUE] = pa.array(np.full(batch.num_rows, DEFAULT_VALUE))
-        converted.batches.append(pa.RecordBatch.from_pydict(arrays))
+            values = np.full(batch.num_rows, DEFAULT_VALUE)
+        converted.append(VALUE, values)
+        converted.rows += batch.num_rows
     converted.seconds = time.perf_counter() - started
     return converted
 
@@ -342,12 +409,12 @@ def _convert_values(
 
 
 def finish(converted: Converted, source: str, *, as_of: int | None) -> Finished:
-    """Decide the timestamp unit, convert to a DataFrame and reject unusable rows.
+    """Decide the timestamp unit, build the DataFrame and reject unusable rows.
 
     Parameters
     ----------
     converted:
-        The output of ``convert_blocks``.
+        The output of ``convert_blocks``; its columns are emptied.
     source:
         File name for messages.
     as_of:
@@ -365,51 +432,46 @@ def finish(converted: Converted, source: str, *, as_of: int | None) -> Finished:
         If the file has no rows, the epoch unit is ambiguous, or every row
         is rejected.
     """
-    rows = sum(batch.num_rows for batch in converted.batches)
+    rows = converted.rows
     if rows == 0:
         raise InputContractError(
             f"{source}: the file has a header but no event rows; expected at least "
             f"one event; check that the producer wrote the data",
             source=source,
         )
-    table = pa.Table.from_batches(converted.batches).unify_dictionaries()
-    raw = table.column(TIMESTAMP).to_numpy()
-    table = table.drop_columns([TIMESTAMP])
-    events = table.to_pandas(self_destruct=True, split_blocks=True)
-    del table
-
     finite = np.ones(rows, dtype=bool)
     if converted.timestamp_kind == "numeric":
-        finite = np.isfinite(raw)
-        unit = _epoch_unit(raw, finite, source, converted.timestamp_column)
-        divisor = 1_000 if unit == "milliseconds" else 1
-        seconds = np.floor(np.where(finite, raw, 0.0) / divisor).astype(np.int64)
+        for positions in converted.non_finite:
+            finite[positions] = False
+        unit = _epoch_unit(converted.epoch, source, converted.timestamp_column)
     else:
         unit = "iso8601" if converted.timestamp_kind == "iso8601" else "timestamp"
-        seconds = raw.astype(np.int64, copy=False)
-    events[TIMESTAMP] = seconds
-    events = events[[c for c in ALL_COLUMNS if c in events.columns]]
+
+    # One column at a time, so that only one column's segments and final
+    # array are resident together.
+    present = [c for c in ALL_COLUMNS if c in converted.columns]
+    arrays: dict[str, np.ndarray] = {}
+    categories: dict[str, pd.Index] = {}
+    for column in present:
+        if column in converted.dictionaries:
+            categories[column] = converted.dictionaries[column].categories()
+            dtype = code_dtype(len(categories[column]))
+        else:
+            dtype = np.dtype(np.int64 if column == TIMESTAMP else np.float64)
+        arrays[column] = converted.columns[column].finish(dtype)
 
     upper = (int(time.time()) if as_of is None else int(as_of)) + SECONDS_PER_DAY
-    checks = [
-        (EMPTY_USER_ID, _empty(events[USER_ID])),
-        (EMPTY_TOPIC, _empty(events[TOPIC])),
-        (EMPTY_EVENT_TYPE, _empty(events[EVENT_TYPE])),
-        (NON_FINITE_TIMESTAMP, ~finite),
-        (NON_FINITE_VALUE, ~np.isfinite(events[VALUE].to_numpy())),
-        (BEFORE_1990, seconds < MIN_TIMESTAMP),
-        (AFTER_AS_OF, seconds > upper),
-    ]
     rejected_any = np.zeros(rows, dtype=bool)
     rejected: dict[str, int] = {}
     first_rejected_row: dict[str, int] = {}
-    for reason, mask in checks:
+    for reason, mask in _rejection_masks(arrays, categories, finite, upper):
         new = mask & ~rejected_any
         count = int(new.sum())
         if count:
             rejected[reason] = count
             first_rejected_row[reason] = int(np.flatnonzero(new)[0]) + 1
             rejected_any |= new
+    del finite
     if rejected_any.all():
         reasons = ", ".join(
             f"{reason}: {count} (first at data row {first_rejected_row[reason]})"
@@ -421,14 +483,27 @@ def finish(converted: Converted, source: str, *, as_of: int | None) -> Finished:
             source=source,
             row=1,
         )
+    used = {
+        column: _used(dictionary, arrays[column], rejected_any)
+        for column, dictionary in converted.dictionaries.items()
+    }
     if rejected_any.any():
-        events = events[~rejected_any]
-    events = events.reset_index(drop=True)
-    for column in STRING_COLUMNS:
-        if column in events.columns:
-            events[column] = events[column].cat.remove_unused_categories()
+        keep = ~rejected_any
+        for column in present:
+            arrays[column] = arrays[column][keep]
+    del rejected_any
+
+    data: dict[str, Any] = {}
+    for column in present:
+        if column in categories:
+            codes, kept = _drop_unused(
+                arrays.pop(column), categories[column], used[column]
+            )
+            data[column] = pd.Categorical.from_codes(codes, categories=kept)
+        else:
+            data[column] = arrays.pop(column)
     return Finished(
-        events=events,
+        events=pd.DataFrame(data, copy=False),
         timestamp_unit=unit,
         rows=rows,
         rejected=rejected,
@@ -436,15 +511,60 @@ def finish(converted: Converted, source: str, *, as_of: int | None) -> Finished:
     )
 
 
-def _empty(column: pd.Series) -> np.ndarray:
-    """Return a mask of null, empty or whitespace-only strings of a category column."""
-    categories = column.cat.categories
+def _rejection_masks(
+    arrays: Mapping[str, np.ndarray],
+    categories: Mapping[str, pd.Index],
+    finite: np.ndarray,
+    upper: int,
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield each rejection reason with its row mask, in the order of checking.
+
+    The masks are made one at a time, so only one is held at once.
+    """
+    for reason, column in (
+        (EMPTY_USER_ID, USER_ID),
+        (EMPTY_TOPIC, TOPIC),
+        (EMPTY_EVENT_TYPE, EVENT_TYPE),
+    ):
+        yield reason, _empty(arrays[column], categories[column])
+    yield NON_FINITE_TIMESTAMP, ~finite
+    yield NON_FINITE_VALUE, ~np.isfinite(arrays[VALUE])
+    yield BEFORE_1990, arrays[TIMESTAMP] < MIN_TIMESTAMP
+    yield AFTER_AS_OF, arrays[TIMESTAMP] > upper
+
+
+def _empty(codes: np.ndarray, categories: pd.Index) -> np.ndarray:
+    """Return a mask of null, empty or whitespace-only strings of a coded column."""
     blank = np.asarray(categories.str.strip() == "", dtype=bool)
-    codes = column.cat.codes.to_numpy()
     mask = codes < 0
     if blank.any():
         mask |= np.isin(codes, np.flatnonzero(blank))
     return mask
+
+
+def _used(
+    dictionary: GrowingDictionary, codes: np.ndarray, rejected: np.ndarray
+) -> np.ndarray:
+    """Return a mask, per code, of the strings that some accepted row has."""
+    if not rejected.any():
+        return dictionary.used()
+    counts = dictionary.counts[: len(dictionary)].copy()
+    rejected_codes = codes[rejected]
+    rejected_codes = rejected_codes[rejected_codes >= 0]
+    counts -= np.bincount(rejected_codes, minlength=len(counts))
+    return counts > 0
+
+
+def _drop_unused(
+    codes: np.ndarray, categories: pd.Index, used: np.ndarray
+) -> tuple[np.ndarray, pd.Index]:
+    """Return codes and categories without the categories no row uses."""
+    if used.all():
+        return codes, categories
+    kept = categories[used]
+    remap = (np.cumsum(used) - 1).astype(code_dtype(len(kept)))
+    new_codes = np.where(codes >= 0, remap[codes], -1).astype(remap.dtype)
+    return new_codes, kept
 
 
 def _number(value: float) -> str:
@@ -452,31 +572,30 @@ def _number(value: float) -> str:
     return str(int(number)) if number.is_integer() else repr(number)
 
 
-def _epoch_unit(raw: np.ndarray, finite: np.ndarray, source: str, column: str) -> str:
+def _epoch_unit(counts: _EpochCounts, source: str, column: str) -> str:
     """Decide seconds or milliseconds for the whole column from its magnitude."""
-    magnitude = np.abs(np.where(finite, raw, 0.0))
-    too_large = magnitude >= TOO_LARGE_FROM
-    if too_large.any():
-        row = int(np.flatnonzero(too_large)[0]) + 1
+    if counts.first_too_large is not None:
+        row, raw = counts.first_too_large
         raise InputContractError(
             f"{source}: column {column!r} at data row {row}: found "
-            f"{_number(raw[row - 1])}, too large for epoch seconds or milliseconds "
+            f"{_number(raw)}, too large for epoch seconds or milliseconds "
             f"(microseconds or nanoseconds are not supported); {_FIX_TIMESTAMP}",
             source=source,
             row=row,
         )
-    millis = (magnitude >= MILLISECONDS_FROM) & finite
-    secs = ~millis & finite
-    n_millis, n_secs = int(millis.sum()), int(secs.sum())
+    n_millis, n_secs = counts.millis, counts.seconds
     if n_millis and n_secs:
-        minority, unit = (
-            (millis, "milliseconds") if n_millis < n_secs else (secs, "seconds")
+        first, unit = (
+            (counts.first_millis, "milliseconds")
+            if n_millis < n_secs
+            else (counts.first_seconds, "seconds")
         )
-        row = int(np.flatnonzero(minority)[0]) + 1
+        # Both counts are positive, so both first values were recorded.
+        row, raw = first or (0, 0.0)
         raise InputContractError(
             f"{source}: column {column!r} mixes epoch seconds ({n_secs} rows) and "
             f"epoch milliseconds ({n_millis} rows); data row {row} has "
-            f"{_number(raw[row - 1])}, which looks like {unit}; {_FIX_TIMESTAMP}",
+            f"{_number(raw)}, which looks like {unit}; {_FIX_TIMESTAMP}",
             source=source,
             row=row,
         )

@@ -68,6 +68,11 @@ def test_read_basic_csv_values(inputs: Path) -> None:
     assert events["timestamp"].iloc[0] == T0
 
 
+def test_read_without_item_id(inputs: Path) -> None:
+    events = read_events(inputs / "basic.csv", keep_item_id=False).events
+    assert "item_id" not in events.columns
+
+
 def test_read_summary_fields(inputs: Path) -> None:
     result = read_events(inputs / "basic.csv")
     assert result.rows == 5

@@ -152,3 +152,34 @@ def test_mapping_hint_in_missing(tmp_path: Path) -> None:
         InputContractError, match=r"\(column mapping \{'genre': 'topic'\}\)"
     ):
         read_events(path, columns={"genre": "topic"})
+
+
+def many_rows(count: int, timestamp: int, user: str = "u1") -> str:
+    """Return ``count`` CSV rows, more than a reader block when count is large."""
+    return f"{user},a,view,{timestamp}\n" * count
+
+
+def test_mixed_units_across_blocks(tmp_path: Path) -> None:
+    # 60,000 rows of about 25 bytes span more than one 1 MiB block.
+    rows = many_rows(60_000, T0) + many_rows(2, T0 * 1000, user="u2")
+    with pytest.raises(InputContractError) as caught:
+        read_events(write(tmp_path, HEADER + rows))
+    assert caught.value.row == 60_001
+
+
+def test_milliseconds_across_blocks(tmp_path: Path) -> None:
+    rows = many_rows(60_000, T0 * 1000 + 999) + many_rows(1, T0 * 1000, user="u2")
+    events = read_events(write(tmp_path, HEADER + rows)).events
+    assert events["timestamp"].tolist() == [T0] * 60_001
+
+
+def test_rejected_rows_across_blocks(tmp_path: Path) -> None:
+    rows = many_rows(60_000, T0) + many_rows(1, 100, user="u2")
+    result = read_events(write(tmp_path, HEADER + rows))
+    assert result.first_rejected_row == {"timestamp before 1990": 60_001}
+
+
+def test_rejected_user_dropped_from_categories(tmp_path: Path) -> None:
+    rows = many_rows(60_000, T0) + many_rows(1, 100, user="u2")
+    events = read_events(write(tmp_path, HEADER + rows)).events
+    assert list(events["user_id"].cat.categories) == ["u1"]
