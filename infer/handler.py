@@ -305,7 +305,7 @@ def _score_object(
         stored_size=source.size, max_object_bytes=settings.max_object_bytes,
         max_ratio=settings.max_decompression_ratio,
     ) as opened:
-        read = read_events(opened.source, name=opened.name)
+        read = read_events(opened.source, name=opened.name, keep_item_id=False)
     outcome.rows = read.rows
 
     outcome.rejected_rows = read.rejected_rows

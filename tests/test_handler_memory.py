@@ -107,15 +107,6 @@ def child_env(trained_bundle: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-# NOTE: fails today. Measured on 231 MB uncompressed (4.4 M rows): the
-# handler's peak RSS is 677 MB above the 1 MB run, and read_events alone
-# accounts for about 600 MB of it (the event frame it returns is 93 MB). The
-# object is streamed and never held as bytes; the remaining cost is the
-# reader's conversion of arrow batches into the frame.
-@pytest.mark.xfail(
-    strict=True,
-    reason="read_events peaks at about 6 times the size of the frame it returns",
-)
 def test_big_gzip_memory(
     s3_client: Any,
     bucket: str,

@@ -195,3 +195,42 @@ def test_write_invalid_format(tmp_path: Path) -> None:
 def test_format_from_name() -> None:
     assert format_from_name("a/b.JSONL") == "jsonl"
     assert format_from_name("scores") is None
+
+
+def random_events(bundle: Bundle, count: int, seed: int) -> pd.DataFrame:
+    """Return events of 300 users over 400 days, grouped by user."""
+    rng = np.random.default_rng(seed)
+    event_types = [*bundle.event_types[:-1], "unseen"]
+    events = pd.DataFrame(
+        {
+            "user_id": [f"u{i:03d}" for i in np.sort(rng.integers(0, 300, count))],
+            "topic": [f"t{i}" for i in rng.integers(0, 30, count)],
+            "event_type": rng.choice(event_types, count),
+            "timestamp": T0 - rng.integers(0, 400 * DAY, count),
+            "value": rng.random(count),
+        }
+    )
+    return events.astype({"user_id": "category", "topic": "category"})
+
+
+def test_score_chunks_match_one_pass(bundle: Bundle) -> None:
+    events = random_events(bundle, 20_000, seed=1)
+    one = score_events(events, bundle, as_of=T0, chunk_events=len(events))
+    chunked = score_events(events, bundle, as_of=T0, chunk_events=1_000)
+    pd.testing.assert_frame_equal(chunked.scores, one.scores, check_exact=True)
+    assert chunked.stats.unseen_event_types == one.stats.unseen_event_types
+    assert chunked.stats.users == one.stats.users
+
+
+def test_score_chunks_unsorted_users(bundle: Bundle) -> None:
+    events = random_events(bundle, 20_000, seed=2)
+    one = score_events(events, bundle, as_of=T0, chunk_events=len(events))
+    order = np.random.default_rng(3).permutation(len(events))
+    shuffled = events.iloc[order].reset_index(drop=True)
+    chunked = score_events(shuffled, bundle, as_of=T0, chunk_events=1_000)
+    pd.testing.assert_frame_equal(chunked.scores, one.scores, check_exact=True)
+
+
+def test_score_chunk_events_invalid(bundle: Bundle) -> None:
+    with pytest.raises(ValueError, match="chunk_events must be >= 1, got 0"):
+        score_events(frame([("u1", "a", "view", T0)]), bundle, chunk_events=0)
