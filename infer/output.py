@@ -2,12 +2,15 @@
 
 A path destination is written to a temporary file in the same folder and
 renamed over the final name only when the write succeeded, so a failed
-run never leaves a partial output file. A stream destination (for example
-an in-memory buffer for an S3 upload) is written directly.
+run never leaves a partial output file. A path ending in ``.gz`` is
+gzip-compressed, which only the text formats (CSV, JSON Lines) allow. A
+stream destination (for example an in-memory buffer for an S3 upload) is
+written directly.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import uuid
@@ -21,20 +24,38 @@ import pyarrow.parquet as pq
 
 OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
 EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
+GZIP_SUFFIX = ".gz"
+# Formats that may be gzip-compressed; Parquet compresses its own pages.
+GZIP_FORMATS = ("csv", "jsonl")
+# Every output name suffix that implies a format, for messages.
+KNOWN_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".ndjson")
 # Rows per JSON Lines write, which bounds the size of the encoded text held
 # in memory at once.
 _JSONL_ROWS = 100_000
 
 
 def format_from_name(name: str | os.PathLike[str]) -> str | None:
-    """Return the output format a file name implies, or None if it implies none."""
-    suffix = Path(name).suffix.lower()
-    for fmt, extension in EXTENSIONS.items():
-        if suffix == extension:
-            return fmt
+    """Return the output format a file name implies, or None if it implies none.
+
+    ``.csv.gz`` and ``.jsonl.gz`` imply ``csv`` and ``jsonl`` (gzip is
+    taken from the name when writing); ``.parquet.gz`` implies none.
+    """
+    path = Path(name)
+    suffix = path.suffix.lower()
+    compressed = suffix == GZIP_SUFFIX
+    if compressed:
+        suffix = path.with_suffix("").suffix.lower()
     if suffix == ".ndjson":
-        return "jsonl"
+        suffix = EXTENSIONS["jsonl"]
+    for fmt, extension in EXTENSIONS.items():
+        if suffix == extension and (fmt in GZIP_FORMATS or not compressed):
+            return fmt
     return None
+
+
+def is_gzip_name(name: str | os.PathLike[str]) -> bool:
+    """Return whether an output name ends in ``.gz`` (written gzip-compressed)."""
+    return str(name).lower().endswith(GZIP_SUFFIX)
 
 
 def write_scores(
@@ -49,15 +70,17 @@ def write_scores(
     scores:
         The table to write, usually ``ScoreResult.scores``.
     destination:
-        A file path (written atomically: temporary file, then rename; the
-        parent folder is created) or a binary stream open for writing.
+        A file path or a binary stream open for writing. A path is written
+        atomically (temporary file, then rename) after its parent folder is
+        created, and gzip-compressed when its name ends in ``.gz``.
     fmt:
         ``"parquet"``, ``"csv"`` or ``"jsonl"``.
 
     Raises
     ------
     ValueError
-        If ``fmt`` is not a supported format.
+        If ``fmt`` is not a supported format, or the path ends in ``.gz``
+        and ``fmt`` is ``"parquet"``.
     OSError
         If the file cannot be written; no partial file is left behind.
     """
@@ -70,11 +93,28 @@ def write_scores(
         return
 
     final = Path(destination)
+    compress = is_gzip_name(final)
+    if compress and fmt not in GZIP_FORMATS:
+        raise ValueError(
+            f"cannot write {final}: {fmt} output cannot be gzip-compressed; "
+            f"drop .gz from the name, or write one of {list(GZIP_FORMATS)}"
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         with open(temporary, "wb") as handle:
-            _write(scores, handle, fmt)
+            if compress:
+                # mtime=0 and the final name keep the bytes independent of
+                # when and through which temporary name they were written.
+                with gzip.GzipFile(
+                    filename=final.name[: -len(GZIP_SUFFIX)],
+                    mode="wb",
+                    fileobj=handle,
+                    mtime=0,
+                ) as packed:
+                    _write(scores, packed, fmt)  # type: ignore[arg-type]
+            else:
+                _write(scores, handle, fmt)
         os.replace(temporary, final)
     finally:
         temporary.unlink(missing_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import gzip
 import shutil
 import subprocess
 import sys
@@ -11,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from infer.cli import expand_inputs, main, parse_as_of
+from infer.cli import expand_inputs, find_inputs, main, parse_as_of
 from tests.test_bundle import make_tiny_bundle
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -260,3 +262,147 @@ def test_help_documents_units() -> None:
     ]:
         assert option in done.stdout
         assert unit in " ".join(done.stdout.split())
+
+
+def score(*args: str) -> int:
+    return main(["score", *args, "--no-progress"])
+
+
+def test_cli_unmatched_input_fails(
+    inputs: Path, bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "scores.csv"
+    missing = str(tmp_path / "missing.csv")
+    code = score(str(inputs / "basic.csv"), missing, "--model", str(bundle_dir),
+                 "--out", str(out))
+    captured = capsys.readouterr()
+    assert code == 1
+    assert len(pd.read_csv(out)) == 4
+    assert captured.out.startswith(f"{missing}: failed: no behaviour file found")
+    assert "1 input(s) matched no file" in captured.err
+
+
+def test_cli_out_is_input_rejected(
+    inputs: Path, bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "events.csv"
+    shutil.copy(inputs / "basic.csv", source)
+    before = source.read_bytes()
+    code = score(str(source), "--model", str(bundle_dir), "--out",
+                 str(tmp_path / "." / "events.csv"), "--format", "csv")
+    assert code == 2
+    assert source.read_bytes() == before
+    assert "scoring would overwrite it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("as_of", ["2030-01-01T00:00:00Z", "1893456000"])
+def test_cli_as_of_after_events_fails(
+    inputs: Path,
+    bundle_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    as_of: str,
+) -> None:
+    out = tmp_path / "scores.csv"
+    code = score(str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out",
+                 str(out), "--as-of", as_of)
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert not out.exists()
+    assert printed.startswith("basic.csv: failed after ")
+    assert printed.rstrip().endswith(
+        "0 candidates: no events in the 90-day lookback before as_of "
+        "2030-01-01T00:00:00Z (1893456000); check --as-of"
+    )
+
+
+def test_parse_as_of_milliseconds() -> None:
+    assert parse_as_of("1718000000000") == 1_718_000_000
+
+
+@pytest.mark.parametrize("text", ["-5", "0", "1989-12-31T23:59:59Z", "10**20", "soon"])
+def test_parse_as_of_invalid(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="epoch milliseconds"):
+        parse_as_of(text)
+
+
+def test_cli_negative_as_of_usage_error(
+    inputs: Path, bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        score(str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out",
+              str(tmp_path / "s.csv"), "--as-of", "-5")
+    assert caught.value.code == 2
+    assert "ISO-8601 such as 2024-06-10T06:13:20Z" in capsys.readouterr().err
+
+
+def test_cli_out_parent_is_file(
+    inputs: Path, bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    code = score(str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out",
+                 str(blocker / "sub" / "s.parquet"))
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert f"{blocker} is a file, not a folder" in captured.err
+
+
+@pytest.mark.parametrize("name", ["s.csv.gz", "s.jsonl.gz"])
+def test_cli_gzip_output(
+    inputs: Path, bundle_dir: Path, tmp_path: Path, name: str
+) -> None:
+    out = tmp_path / name
+    code = score(str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out",
+                 str(out))
+    lines = gzip.decompress(out.read_bytes()).decode().splitlines()
+    assert code == 0
+    assert len(lines) == (5 if name.startswith("s.csv") else 4)
+
+
+@pytest.mark.parametrize("name", ["s.txt", "scores", "s.parquet.gz"])
+def test_cli_unknown_out_suffix(
+    inputs: Path,
+    bundle_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+) -> None:
+    code = score(str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out",
+                 str(tmp_path / name))
+    assert code == 2
+    assert "cannot tell the output format" in capsys.readouterr().err
+
+
+def test_cli_unknown_suffix_with_format(
+    inputs: Path, bundle_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "s.txt"
+    code = score(str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out",
+                 str(out), "--format", "csv")
+    assert code == 0
+    assert len(pd.read_csv(out)) == 4
+
+
+def test_cli_folder_mirrors_subfolders(
+    inputs: Path, bundle_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    for part in ("a", "b"):
+        (folder / part).mkdir(parents=True)
+        shutil.copy(inputs / "basic.csv", folder / part / "events.csv")
+    out = tmp_path / "out"
+    code = score(str(folder), "--model", str(bundle_dir), "--out", f"{out}/")
+    assert code == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet")) == [
+        "a/events.csv.parquet",
+        "b/events.csv.parquet",
+    ]
+
+
+def test_find_inputs_glob_base(tmp_path: Path) -> None:
+    (tmp_path / "x" / "y").mkdir(parents=True)
+    (tmp_path / "x" / "y" / "e.csv").write_text("")
+    files, _ = find_inputs([str(tmp_path / "x" / "**" / "*.csv")])
+    assert [item.relative.as_posix() for item in files] == ["y/e.csv"]
