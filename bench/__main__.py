@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": _command(argv),
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
+            "code": _code_version(),
             "settings": {"quick": args.quick, "sizes": list(sizes), "repeats": repeats},
         }
     )
@@ -246,6 +248,28 @@ def _model(
         timeout=3600,
     )
     return (target / "latest").resolve()
+
+
+def _code_version() -> dict[str, Any]:
+    """Return the commit measured and the files of the scoring stage changed since."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--", "infer"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split("\n")
+    return {
+        "commit": commit or None,
+        "uncommitted_infer_files": [line[3:] for line in changed if line.strip()],
+    }  # fmt: skip
 
 
 def _model_version(model: Path) -> str:

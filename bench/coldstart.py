@@ -16,7 +16,8 @@ from typing import Any
 
 from bench.common import run_command, summarize
 
-# Each program prints the marker line of bench.common with its own timings.
+# Each program prints the marker line of bench.common with its own timings
+# and its peak RSS (VmHWM), read just before it exits.
 ONNX_PROGRAM = """
 import time
 started = time.perf_counter()
@@ -26,8 +27,10 @@ imported = time.perf_counter()
 load_bundle({model!r})
 loaded = time.perf_counter()
 import json
-print("BENCH_RESULT " + json.dumps(
-    {{"import_seconds": imported - started, "load_seconds": loaded - imported}}))
+peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+print("BENCH_RESULT " + json.dumps({{
+    "import_seconds": imported - started, "load_seconds": loaded - imported,
+    "peak_rss_bytes": int(peak[0].split()[1]) * 1024}}))
 """
 TENSORFLOW_PROGRAM = """
 import time
@@ -38,8 +41,10 @@ imported = time.perf_counter()
 keras.saving.load_model({model!r})
 loaded = time.perf_counter()
 import json
-print("BENCH_RESULT " + json.dumps(
-    {{"import_seconds": imported - started, "load_seconds": loaded - imported}}))
+peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+print("BENCH_RESULT " + json.dumps({{
+    "import_seconds": imported - started, "load_seconds": loaded - imported,
+    "peak_rss_bytes": int(peak[0].split()[1]) * 1024}}))
 """
 
 

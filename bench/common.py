@@ -64,9 +64,11 @@ def run_child(
 ) -> ChildRun:
     """Run ``python -m bench.worker ARGS`` in a fresh process and measure it.
 
-    The peak resident set size comes from the kernel's accounting of that
-    one child (``os.wait4``), so it counts every thread and native library,
-    and nothing of the parent.
+    The peak resident set size is the child's own ``VmHWM``, which it reads
+    from /proc/self/status just before it exits. The kernel's ``ru_maxrss``
+    of a child is no use here: it keeps the high-water mark of the address
+    space the child was forked from, so a large parent (the S3 server holds
+    whole objects) would show up in every child started after it.
 
     Parameters
     ----------
@@ -80,8 +82,8 @@ def run_child(
     Returns
     -------
     ChildRun
-        Wall time from start to exit, peak RSS in bytes, and the JSON the
-        worker printed after ``RESULT_MARKER``.
+        Wall time from start to exit, peak RSS in bytes (from the result),
+        and the JSON the worker printed after ``RESULT_MARKER``.
 
     Raises
     ------
@@ -99,9 +101,11 @@ def run_command(
     timeout: float = 1800.0,
     expect_result: bool = False,
 ) -> ChildRun:
-    """Run any command as a child and measure wall time and peak RSS.
+    """Run any command as a child and measure its wall time.
 
-    See ``run_child``; without ``expect_result`` the result is ``{}``.
+    See ``run_child``. With ``expect_result``, the command must print the
+    marker line, and its ``peak_rss_bytes`` (if any) becomes the run's
+    peak RSS; without, the result is ``{}`` and the peak RSS is 0.
     """
     child_env = {**os.environ, **CHILD_ENV, **(env or {})}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -109,14 +113,12 @@ def run_command(
         process = subprocess.Popen(
             list(command), stdout=out, stderr=err, env=child_env, cwd=REPO_ROOT
         )
-        status, usage = _wait(process, timeout)
+        status = _wait(process, timeout)
         wall = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", errors="replace")
         stderr = err.read().decode("utf-8", errors="replace")
-    # ru_maxrss is in kilobytes on Linux.
-    peak = int(usage.ru_maxrss) * 1024
     shown = " ".join(command)
     if status != 0:
         raise BenchError(
@@ -131,26 +133,20 @@ def run_command(
                 f"{stdout[-2000:]}\n{stderr[-2000:]}"
             )
         result = json.loads(lines[-1][len(RESULT_MARKER) :])
+    peak = int(result.get("peak_rss_bytes", 0))
     return ChildRun(wall_seconds=wall, peak_rss_bytes=peak, result=result)
 
 
-def _wait(process: subprocess.Popen[bytes], timeout: float) -> tuple[int, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid == process.pid:
-            # Popen must not wait for a child that wait4 already reaped.
-            process.returncode = os.waitstatus_to_exitcode(status)
-            return process.returncode, usage
-        if time.monotonic() > deadline:
-            process.kill()
-            _, status, usage = os.wait4(process.pid, 0)
-            process.returncode = os.waitstatus_to_exitcode(status)
-            raise BenchError(
-                f"benchmark step timed out after {timeout:.0f} s: "
-                f"{' '.join(map(str, process.args))}"  # type: ignore[arg-type]
-            )
-        time.sleep(0.005)
+def _wait(process: subprocess.Popen[bytes], timeout: float) -> int:
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        process.kill()
+        process.wait()
+        raise BenchError(
+            f"benchmark step timed out after {timeout:.0f} s: "
+            f"{' '.join(map(str, process.args))}"  # type: ignore[arg-type]
+        ) from error
 
 
 def print_result(result: Mapping[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """Training wall time: the command that ``make train`` runs, on each data set.
 
 ``make train DATA=... OUT=...`` runs ``python -m train fit --data DATA
---out OUT``; the benchmark runs that command directly (with ``--quiet``,
+--out OUT``; the benchmark calls the same entry point,
+``train.__main__.main``, in a fresh ``python -c`` process (with ``--quiet``,
 which hides the progress bar and Keras' epoch lines) so that make's
 install check cannot reinstall anything inside the measurement. Each run
 is a fresh process; its wall time includes the TensorFlow import, the
@@ -21,6 +22,16 @@ MOVIELENS_DIR = REPO_ROOT.parent / "shared" / "data" / "movielens" / "ml-latest-
 # 300 users over 120 days give enough weekly cutoffs for the three splits.
 QUICK_SAMPLE = ("--users", "300", "--days", "120", "--seed", "11")
 QUICK_EPOCHS = "2"
+# Runs ``python -m train`` with the arguments that follow ``-c PROGRAM``, then
+# prints its peak RSS (VmHWM) as the marker line of bench.common.
+TRAIN_PROGRAM = """
+import json, sys
+from train.__main__ import main
+code = main(sys.argv[1:])
+peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+print("BENCH_RESULT " + json.dumps({"peak_rss_bytes": int(peak[0].split()[1]) * 1024}))
+sys.exit(code)
+"""
 
 
 def run(work_dir: Path, *, quick: bool, repeats: int) -> dict[str, Any]:
@@ -71,18 +82,13 @@ def run(work_dir: Path, *, quick: bool, repeats: int) -> dict[str, Any]:
             }
     for name, data_args in data_sets.items():
         target = out_dir / _slug(name)
-        command = [
-            sys.executable,
-            "-m",
-            "train",
-            "fit",
-            *data_args,
-            "--out",
-            str(target),
-            "--quiet",
-        ]
+        command = [sys.executable, "-c", TRAIN_PROGRAM, "fit", *data_args,
+                   "--out", str(target), "--quiet"]  # fmt: skip
         print(f"  train on {name} x{repeats}")
-        runs = [run_command(command, timeout=3600) for _ in range(repeats)]
+        runs = [
+            run_command(command, timeout=3600, expect_result=True)
+            for _ in range(repeats)
+        ]
         results[name] = {
             "command": _shown(data_args),
             "seconds": summarize([r.wall_seconds for r in runs]),

@@ -216,6 +216,7 @@ def inference(args: argparse.Namespace) -> dict[str, Any]:
         "features": int(values.shape[1]),
         "seconds": seconds,
         "ort_threads": bundle.threads,
+        "peak_rss_bytes": peak_rss_self(),
         "tensorflow_threads": {
             "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
