@@ -12,8 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+from infer.errors import InterestDecayError
+
 # TensorFlow logs CPU-feature notes at import; keep warnings and errors.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Exit code of a user mistake: invalid options, or data that cannot train.
+EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,29 +114,36 @@ def build_parser() -> argparse.ArgumentParser:
 def run_fit(args: argparse.Namespace) -> int:
     """Train and publish a bundle; print the metrics table and the bundle path."""
     from train.config import defaults_for, with_overrides
-    from train.pipeline import train_bundle
+    from train.pipeline import TrainingDataError, train_bundle
     from train.report import metrics_table, verdict
     from train.sources import load_source, parse_column_mapping
 
     started = time.monotonic()
-    columns = parse_column_mapping(args.columns)
-    data = load_source(args.data, columns=columns or None, data_dir=args.data_dir)
+    # ValueError here comes from the validation of the options and data.
+    try:
+        columns = parse_column_mapping(args.columns)
+        data = load_source(args.data, columns=columns or None, data_dir=args.data_dir)
+        settings = with_overrides(
+            defaults_for(data.source),
+            lookback_days=args.lookback_days,
+            horizon_days=args.horizon_days,
+            stride_days=args.stride_days,
+            max_epochs=args.epochs,
+            seed=args.seed,
+        )
+    except (InterestDecayError, FileNotFoundError, ValueError) as error:
+        return _usage_error(error)
     print(f"loaded {len(data.events):,} events from {args.data} ({data.source})")
-    settings = with_overrides(
-        defaults_for(data.source),
-        lookback_days=args.lookback_days,
-        horizon_days=args.horizon_days,
-        stride_days=args.stride_days,
-        max_epochs=args.epochs,
-        seed=args.seed,
-    )
-    run = train_bundle(
-        data,
-        settings,
-        args.out,
-        verbose=0 if args.quiet else 2,
-        progress=not args.quiet,
-    )
+    try:
+        run = train_bundle(
+            data,
+            settings,
+            args.out,
+            verbose=0 if args.quiet else 2,
+            progress=not args.quiet,
+        )
+    except (TrainingDataError, InterestDecayError, FileExistsError) as error:
+        return _usage_error(error)
     test = run.manifest["metrics"]["test"]
     print()
     print(metrics_table(test))
@@ -143,6 +155,14 @@ def run_fit(args: argparse.Namespace) -> int:
     print(f"finished in {time.monotonic() - started:.1f} s")
     print(f"bundle: {run.bundle}")
     return 0
+
+
+def _usage_error(error: Exception) -> int:
+    # NOTE: the shared reader's column hint names the scoring CLI's flag;
+    # training takes the mapping as --columns a=b,c=d.
+    message = str(error).replace("--column genre=topic", "--columns genre=topic")
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,10 @@ from train.sources import SourceData
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+class TrainingDataError(ValueError):
+    """The data spans too little time, or too few users, for the time splits."""
+
+
 @dataclass
 class TrainingRun:
     """Outputs of one training run, for the CLI and for tests."""
@@ -72,8 +76,9 @@ def train_bundle(
 
     Raises
     ------
-    ValueError
-        If the data spans too little time for the splits.
+    TrainingDataError
+        If the data spans too little time for the splits, or a split gets
+        no labelled rows.
     train.export.ExportError
         If onnxruntime does not match Keras on the test rows.
     """
@@ -85,7 +90,10 @@ def train_bundle(
     events = sort_by_time(data.events)
     timestamps = events[TIMESTAMP].to_numpy(dtype=np.int64)
     cutoffs = make_cutoffs(int(timestamps[0]), int(timestamps[-1]), label_settings)
-    split_times = split_cutoffs(cutoffs, label_settings)
+    try:
+        split_times = split_cutoffs(cutoffs, label_settings)
+    except ValueError as error:
+        raise TrainingDataError(str(error)) from error
 
     # 2. The event-type vocabulary from the training split's events only.
     horizon_seconds = int(round(label_settings.horizon_days * 86_400))
@@ -189,7 +197,7 @@ def train_bundle(
 def _require_rows(splits: dict[str, LabelledSet]) -> None:
     empty = [name for name, rows in splits.items() if len(rows) == 0]
     if empty:
-        raise ValueError(
+        raise TrainingDataError(
             f"the {', '.join(empty)} split has no labelled rows: no user has events "
             f"both before and after its cutoffs; use more data, a longer "
             f"--horizon-days or a longer --lookback-days"
