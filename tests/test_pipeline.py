@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from train import export
+from train import export, report
 from train.__main__ import main
 from train.config import BaselineSettings, ModelSettings, defaults_for
 from train.simulate import DEFAULT_SAMPLE, load_simulated, simulate_events, write_events
@@ -200,3 +200,43 @@ def test_cli_fit_on_behaviour_file(tmp_path, capsys) -> None:
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["data"]["source"] == "files"
     assert manifest["data"]["files"][0]["name"] == "events.csv.gz"
+
+
+def grid_manifest(half_life: float, alpha: float) -> dict:
+    return {
+        "metrics": {
+            "test": {
+                "exp_decay": {"half_life_days": half_life},
+                "ridge": {"alpha": alpha},
+            }
+        },
+        "settings": {
+            "baselines": {
+                "half_life_grid_days": [1.0, 30.0, 3650.0],
+                "ridge_alphas": [0.1, 1.0, 10.0],
+            }
+        },
+    }
+
+
+def test_grid_edge_largest_half_life() -> None:
+    assert report.grid_edge_notes(grid_manifest(3650.0, 1.0)) == (
+        "The tuned half-life, 3650 days, is the largest value tried, so the "
+        "exponential decay is effectively none on this data."
+    )
+
+
+def test_grid_edge_smallest_alpha() -> None:
+    assert report.grid_edge_notes(grid_manifest(30.0, 0.1)).startswith(
+        "The tuned ridge alpha, 0.1, is the smallest value tried"
+    )
+
+
+def test_grid_edge_inside_grid() -> None:
+    assert report.grid_edge_notes(grid_manifest(30.0, 1.0)) == ""
+
+
+def test_report_mentions_grid_edge(manifest, trained_bundle) -> None:
+    text = (trained_bundle / "report.md").read_text()
+    notes = report.grid_edge_notes(manifest)
+    assert f"were chosen on the validation split.\n{notes}\n" in text

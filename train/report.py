@@ -81,6 +81,43 @@ def verdict(test_metrics: Mapping[str, Any]) -> str:
     )
 
 
+def grid_edge_notes(manifest: Mapping[str, Any]) -> str:
+    """Return one sentence per tuned baseline setting at the edge of its grid.
+
+    A tuned value at the edge of the grid was not bracketed by the
+    validation search, so the best value may lie outside the grid. An
+    empty string means every tuned value is inside its grid.
+    """
+    test = manifest["metrics"]["test"]
+    grids = manifest["settings"]["baselines"]
+    half_life = test["exp_decay"]["half_life_days"]
+    alpha = test["ridge"]["alpha"]
+    half_lives = grids["half_life_grid_days"]
+    alphas = grids["ridge_alphas"]
+    notes = []
+    if len(half_lives) > 1 and half_life == max(half_lives):
+        notes.append(
+            f"The tuned half-life, {half_life:g} days, is the largest value tried, "
+            f"so the exponential decay is effectively none on this data."
+        )
+    elif len(half_lives) > 1 and half_life == min(half_lives):
+        notes.append(
+            f"The tuned half-life, {half_life:g} days, is the smallest value "
+            f"tried, so a shorter half-life might fit the validation split better."
+        )
+    if len(alphas) > 1 and alpha == max(alphas):
+        notes.append(
+            f"The tuned ridge alpha, {alpha:g}, is the largest value tried, so a "
+            f"stronger penalty might fit the validation split better."
+        )
+    elif len(alphas) > 1 and alpha == min(alphas):
+        notes.append(
+            f"The tuned ridge alpha, {alpha:g}, is the smallest value tried, so a "
+            f"weaker penalty might fit the validation split better."
+        )
+    return " ".join(notes)
+
+
 def _slices_table(slices: Mapping[str, Mapping[str, Any]]) -> str:
     lines = [
         "| slice | rows | "
@@ -162,6 +199,7 @@ before it; cutoffs every {labels["stride_days"]:g} days.
 
 The exponential decay's half-life and the ridge penalty (alpha
 {metrics["test"]["ridge"]["alpha"]:g}) were chosen on the validation split.
+{grid_edge_notes(manifest)}
 ONNX parity: max |Keras - onnxruntime| = {manifest["onnx"]["parity_max_abs_diff"]:.3g}
 over {manifest["onnx"]["parity_rows"]} test rows.
 
