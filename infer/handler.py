@@ -240,7 +240,8 @@ def process_object(ref: ObjectRef, settings: Settings, client: Any) -> Outcome:
     -------
     Outcome
         ``scored``, ``duplicate`` (scores of this ETag and model exist),
-        ``rejected`` (error report written), ``ignored`` (outside the input
+        ``rejected`` (error report written, or one of this ETag and model
+        exists), ``ignored`` (outside the input
         prefix, or not an object-created record) or ``missing`` (the object
         is gone).
 
@@ -273,6 +274,16 @@ def process_object(ref: ObjectRef, settings: Settings, client: Any) -> Outcome:
     if s3io.is_current_output(existing, source.etag, bundle.model_version):
         outcome.outcome = DUPLICATE
         outcome.output_key = output_key
+        return outcome
+    error_key = settings.error_key(ref.key)
+    report = s3io.head_object(client, ref.bucket, error_key)
+    if s3io.is_current_output(report, source.etag, bundle.model_version):
+        outcome.outcome = REJECTED
+        outcome.error_key = error_key
+        outcome.reason = (
+            f"already rejected: {error_key} reports this ETag and model version; "
+            f"upload a corrected file to score it"
+        )
         return outcome
 
     try:

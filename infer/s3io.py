@@ -9,7 +9,9 @@ from there.
 
 Scores are written to a temporary file, then uploaded with metadata that
 ties them to their input (ETag, version id) and to the model version; that
-metadata is what the duplicate check compares.
+metadata is what the duplicate check compares. Error reports carry the
+input ETag and model version as metadata too, so that an input already
+rejected by this model is not read again.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ META_MODEL_VERSION = "model-version"
 META_ROWS = "rows"
 META_AS_OF = "as-of"
 # S3 reports the version id "null" for objects written while versioning was
-# off; the same word marks a source without a version id.
+# off; a source with that version id, or none, gets no source-version-id.
 NO_VERSION_ID = "null"
 
 CONTENT_TYPES = {
@@ -107,7 +109,10 @@ def head_object(
 def is_current_output(
     output: ObjectInfo | None, source_etag: str, model_version: str
 ) -> bool:
-    """Whether existing scores were made from this input ETag by this model."""
+    """Return whether scores or an error report came from this input ETag and model.
+
+    Both kinds of result carry ``source-etag`` and ``model-version`` metadata.
+    """
     if output is None:
         return False
     return (
@@ -361,14 +366,19 @@ def output_metadata(
     as_of: int | None,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Build the user metadata of a scores object (ASCII values, as S3 requires)."""
+    """Build the user metadata of a scores object (ASCII values, as S3 requires).
+
+    ``source-version-id`` is left out when the source has no version id, or
+    the id ``"null"`` of an object written while versioning was off.
+    """
     metadata = {
         META_SOURCE_ETAG: source_etag,
-        META_SOURCE_VERSION_ID: source_version_id or NO_VERSION_ID,
         META_MODEL_VERSION: model_version,
         META_ROWS: str(rows),
         META_AS_OF: "" if as_of is None else _iso(as_of),
     }
+    if source_version_id and source_version_id != NO_VERSION_ID:
+        metadata[META_SOURCE_VERSION_ID] = source_version_id
     metadata.update(extra or {})
     return {name: _ascii(value) for name, value in metadata.items()}
 
@@ -387,6 +397,9 @@ def write_error_report(
 ) -> dict[str, Any]:
     """Write a JSON error report for an object that breaks the input contract.
 
+    The report object gets ``source-etag`` and ``model-version`` metadata,
+    which ``is_current_output`` compares.
+
     Returns
     -------
     dict
@@ -402,11 +415,13 @@ def write_error_report(
         "model_version": model_version,
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    metadata = {META_SOURCE_ETAG: etag or "", META_MODEL_VERSION: model_version or ""}
     client.put_object(
         Bucket=bucket,
         Key=key,
         Body=json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8"),
         ContentType=CONTENT_TYPES["json"],
+        Metadata={name: _ascii(value) for name, value in metadata.items()},
     )
     return report
 

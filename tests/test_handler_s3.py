@@ -107,7 +107,7 @@ def test_put_event_scores_both(
     assert head["Metadata"][s3io.META_SOURCE_ETAG] == csv_etag
     assert head["Metadata"][s3io.META_MODEL_VERSION] == scores["model_version"][0]
     assert head["Metadata"][s3io.META_ROWS] == str(len(scores))
-    assert head["Metadata"][s3io.META_SOURCE_VERSION_ID] == "null"
+    assert s3io.META_SOURCE_VERSION_ID not in head["Metadata"]
     assert head["Metadata"][s3io.META_AS_OF].endswith("Z")
 
 
@@ -266,6 +266,45 @@ def test_fixed_file_clears_error_report(
 
     assert outcomes(result) == ["scored"]
     assert keys_under(s3_client, bucket, "errors/") == []
+
+
+def test_rejected_file_not_read_again(
+    s3_client: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "incoming/batch/malformed.csv"
+    event = load_event("s3_put_three_records.json", bucket)
+    event["Records"] = event["Records"][1:2]
+    put(s3_client, bucket, key, MALFORMED_CSV)
+    handler.lambda_handler(event, None)
+    first = s3_client.head_object(Bucket=bucket, Key="errors/batch/malformed.csv.json")
+    opened: list[str] = []
+    monkeypatch.setattr(s3io, "open_object", lambda *a, **k: opened.append(a[2]))
+
+    result = handler.lambda_handler(event, None)
+
+    again = s3_client.head_object(Bucket=bucket, Key="errors/batch/malformed.csv.json")
+    assert outcomes(result) == ["rejected"]
+    assert result["records"][0]["reason"].startswith("already rejected: ")
+    assert opened == []
+    assert again["ETag"] == first["ETag"]
+
+
+def test_error_report_other_model_rereads(
+    s3_client: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "incoming/batch/malformed.csv"
+    event = load_event("s3_put_three_records.json", bucket)
+    event["Records"] = event["Records"][1:2]
+    put(s3_client, bucket, key, MALFORMED_CSV)
+    s3io.write_error_report(
+        s3_client, bucket, "errors/batch/malformed.csv.json", source_key=key,
+        reason="old", etag="other", version_id=None, model_version="older-model",
+    )
+
+    result = handler.lambda_handler(event, None)
+
+    assert outcomes(result) == ["rejected"]
+    assert "topic" in result["records"][0]["reason"]
 
 
 def _throttle_get(**kwargs: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
