@@ -9,6 +9,11 @@ tried against a local S3 server (moto, MinIO) without AWS.
 A record that fails with anything other than an input-contract error is
 tried again at the next poll, up to ``--max-attempts`` times, which is
 roughly what Lambda's retries do before the dead-letter queue.
+
+Before the first poll the command reads the settings, checks that the
+bucket can be reached and loads the model bundle (``MODEL_URI``). A problem
+there is printed as one ``error:`` line on stderr, with exit code 2.
+``--once`` exits with 1 when a handler call failed.
 """
 
 from __future__ import annotations
@@ -16,19 +21,44 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
 import boto3
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 
-from infer.settings import AWS_ENDPOINT_URL_S3, Settings
+from infer.errors import InterestDecayError
+from infer.settings import AWS_ENDPOINT_URL_S3, MODEL_URI, Settings
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Mapping[str, Any], Any], Any]
+
+EXIT_OK = 0
+EXIT_OBJECT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class StartupError(Exception):
+    """A problem found before the first poll; the message is printed as is."""
+
+
+@dataclass
+class PollCounts:
+    """Handler calls of one poll: how many returned and how many raised."""
+
+    succeeded: int = 0
+    failed: int = 0
 
 
 def notification_event(
@@ -91,9 +121,9 @@ class Watcher:
             self.done[item["Key"]] = item["ETag"].strip('"')
         return len(items)
 
-    def poll(self, handler: Handler) -> int:
-        """Invoke ``handler`` once per new object; return how many succeeded."""
-        succeeded = 0
+    def poll(self, handler: Handler) -> PollCounts:
+        """Invoke ``handler`` once per new object; return the counts of the calls."""
+        counts = PollCounts()
         for item in list(self.list_new()):
             key, etag = item["Key"], item["ETag"].strip('"')
             event = notification_event(self.bucket, key, etag=etag, size=item["Size"])
@@ -101,6 +131,7 @@ class Watcher:
             try:
                 handler(event, None)
             except Exception:
+                counts.failed += 1
                 self.attempts[(key, etag)] = attempt
                 if attempt < self.max_attempts:
                     log.warning("handler failed; retrying at next poll", exc_info=True,
@@ -109,10 +140,10 @@ class Watcher:
                 log.error("handler failed; giving up on this object", exc_info=True,
                           extra={"key": key, "etag": etag, "attempt": attempt})
             else:
-                succeeded += 1
+                counts.succeeded += 1
             self.done[key] = etag
             self.attempts.pop((key, etag), None)
-        return succeeded
+        return counts
 
 
 def add_watch_command(subparsers: argparse._SubParsersAction) -> None:
@@ -142,7 +173,10 @@ def add_watch_command(subparsers: argparse._SubParsersAction) -> None:
         "(objects already scored by the same model are skipped as duplicates)",
     )
     parser.add_argument(
-        "--once", action="store_true", help="poll once and exit, instead of looping"
+        "--once",
+        action="store_true",
+        help="poll once and exit, instead of looping; the exit code is 1 when a "
+        "handler call failed (input-contract rejections do not count)",
     )
     parser.add_argument(
         "--max-attempts",
@@ -160,8 +194,12 @@ def run(args: argparse.Namespace) -> int:
     if args.endpoint_url:
         os.environ[AWS_ENDPOINT_URL_S3] = args.endpoint_url
     configure_logging()
-    settings = Settings.from_env()
-    client = boto3.client("s3")
+    try:
+        settings, client = _start(args.bucket)
+    except StartupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
     watcher = Watcher(client, args.bucket, settings.input_prefix, args.max_attempts)
     if args.skip_existing:
         skipped = watcher.mark_skipped()
@@ -170,10 +208,75 @@ def run(args: argparse.Namespace) -> int:
                                 "interval_seconds": args.interval})
     try:
         while True:
-            watcher.poll(lambda_handler)
-            if args.once:
-                return 0
+            try:
+                counts = watcher.poll(lambda_handler)
+            except (BotoCoreError, ClientError) as error:
+                if args.once:
+                    print(f"error: {_s3_problem(error, args.bucket)}", file=sys.stderr)
+                    return EXIT_USAGE
+                log.error("listing failed; trying again at the next poll",
+                          extra={"bucket": args.bucket, "error": str(error)})
+            else:
+                if args.once:
+                    return EXIT_OBJECT_FAILED if counts.failed else EXIT_OK
             time.sleep(args.interval)
     except KeyboardInterrupt:
         log.info("stopped")
-        return 0
+        return EXIT_OK
+
+
+def _start(bucket: str) -> tuple[Settings, Any]:
+    """Read the settings, check the bucket and load the bundle.
+
+    Raises
+    ------
+    StartupError
+        If any of the three fails; the message names the fix.
+    """
+    from infer.handler import get_bundle, s3_client
+
+    try:
+        settings = Settings.from_env()
+    except InterestDecayError as error:
+        raise StartupError(str(error)) from error
+    # A new session reads the credentials of the current environment.
+    client = boto3.session.Session().client("s3")
+    try:
+        client.head_bucket(Bucket=bucket)
+    except (BotoCoreError, ClientError) as error:
+        raise StartupError(_s3_problem(error, bucket)) from error
+    try:
+        get_bundle(settings, s3_client())
+    except (InterestDecayError, BotoCoreError, ClientError) as error:
+        raise StartupError(
+            f"cannot load the model bundle {MODEL_URI}={settings.model_uri}: "
+            f"{error}; set {MODEL_URI} to a bundle folder such as artifacts/latest"
+        ) from error
+    return settings, client
+
+
+def _s3_problem(error: BotoCoreError | ClientError, bucket: str) -> str:
+    endpoint = os.environ.get(AWS_ENDPOINT_URL_S3) or "the AWS S3 endpoint"
+    if isinstance(error, NoCredentialsError):
+        return (
+            "no AWS credentials found; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (any values work for a local S3 server)"
+        )
+    if isinstance(error, EndpointConnectionError):
+        return (
+            f"cannot connect to {endpoint}; start the S3 server, or fix "
+            f"--endpoint-url"
+        )
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code"))
+        if code in ("404", "NoSuchBucket"):
+            return (
+                f"bucket {bucket!r} not found at {endpoint}; create it, or fix "
+                f"--bucket"
+            )
+        if code in ("403", "AccessDenied"):
+            return (
+                f"access to bucket {bucket!r} at {endpoint} was denied; check the "
+                f"credentials and the bucket policy"
+            )
+    return f"S3 request to bucket {bucket!r} at {endpoint} failed: {error}"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from infer import handler
 from infer import settings as s
@@ -101,3 +102,90 @@ def test_failing_object_retried_then_dropped(
     for _ in range(4):
         watcher.poll(fail)
     assert len(attempts) == 2
+
+
+def watch(bucket: str, endpoint: str) -> int:
+    return main(["watch", "--bucket", bucket, "--endpoint-url", endpoint, "--once"])
+
+
+def test_watch_missing_bucket(
+    s3_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = watch("no-such-bucket", s3_endpoint)
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: bucket 'no-such-bucket' not found at {s3_endpoint}; create it, "
+        f"or fix --bucket\n"
+    )
+
+
+def test_watch_missing_credentials(
+    bucket: str,
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    code = watch(bucket, s3_endpoint)
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: no AWS credentials found;")
+
+
+def test_watch_overlapping_prefixes(
+    bucket: str,
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(s.OUTPUT_PREFIX, "incoming/scores/")
+    code = watch(bucket, s3_endpoint)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: OUTPUT_PREFIX")
+    assert "Traceback" not in err
+
+
+def test_watch_invalid_model(
+    bucket: str,
+    s3_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(s.MODEL_URI, str(tmp_path))
+    code = watch(bucket, s3_endpoint)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"error: cannot load the model bundle MODEL_URI={tmp_path}")
+
+
+def _throttle_get(**kwargs: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    response = AWSResponse("http://127.0.0.1/", 503, {}, None)
+    parsed = {
+        "Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."},
+        "ResponseMetadata": {"HTTPStatusCode": 503},
+    }
+    return response, parsed
+
+
+def test_watch_once_failure_exit(
+    s3_client: Any, bucket: str, s3_endpoint: str, events_csv: bytes
+) -> None:
+    s3_client.put_object(Bucket=bucket, Key=KEY, Body=events_csv)
+    client = handler.s3_client()
+    client.meta.events.register("before-call.s3.GetObject", _throttle_get)
+    try:
+        code = watch(bucket, s3_endpoint)
+    finally:
+        client.meta.events.unregister("before-call.s3.GetObject", _throttle_get)
+    assert code == 1
+
+
+def test_watch_once_rejected_exit(
+    s3_client: Any, bucket: str, s3_endpoint: str
+) -> None:
+    s3_client.put_object(Bucket=bucket, Key=KEY, Body=b"user_id\nu1\n")
+    code = watch(bucket, s3_endpoint)
+    assert code == 0
+    assert "Contents" in s3_client.list_objects_v2(Bucket=bucket, Prefix="errors/")
