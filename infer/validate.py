@@ -11,9 +11,8 @@ rows that are readable but unusable.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,18 +235,13 @@ def convert_blocks(
                 array = _to_dictionary(batch.column(mapping[column]))
                 converted.append(column, dictionary.encode(array))
         stamps, kind = _convert_timestamps(
-            batch.column(mapping[TIMESTAMP]), source, mapping[TIMESTAMP], first_row
+            batch.column(mapping[TIMESTAMP]),
+            source,
+            mapping[TIMESTAMP],
+            first_row,
+            converted.timestamp_kind,
         )
-        if converted.timestamp_kind is None:
-            converted.timestamp_kind = kind
-        elif kind != converted.timestamp_kind:
-            raise InputContractError(
-                f"{source}: column {mapping[TIMESTAMP]!r} changes from "
-                f"{converted.timestamp_kind} to {kind} at data row {first_row} or "
-                f"soon after; {_FIX_TIMESTAMP}",
-                source=source,
-                row=first_row,
-            )
+        converted.timestamp_kind = kind
         raw = stamps.to_numpy(zero_copy_only=False)
         if kind == "numeric":
             finite = np.isfinite(raw)
@@ -282,9 +276,17 @@ def _first_row(mask: np.ndarray, first_row: int) -> int:
 
 
 def _convert_timestamps(
-    array: pa.Array, source: str, column: str, first_row: int
+    array: pa.Array,
+    source: str,
+    column: str,
+    first_row: int,
+    expected: str | None,
 ) -> tuple[pa.Array, str]:
-    """Return raw epoch numbers (float64) or epoch seconds (int64) and the kind."""
+    """Return raw epoch numbers (float64) or epoch seconds (int64) and the kind.
+
+    ``expected`` is the kind of the earlier blocks, None for the first
+    block; a block of another kind raises an ``InputContractError``.
+    """
     if array.null_count:
         row = _first_row(np.asarray(array.is_null()), first_row)
         raise InputContractError(
@@ -294,23 +296,35 @@ def _convert_timestamps(
             row=row,
         )
     kind = array.type
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        return array.cast(pa.float64()), "numeric"
     if pa.types.is_timestamp(kind):
         return _timestamp_seconds(array), "timestamp"
-    if pa.types.is_dictionary(kind):
-        array = array.cast(pa.string())
-        kind = array.type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise InputContractError(
-            f"{source}: column {column!r} has type {kind}; {_FIX_TIMESTAMP}",
-            source=source,
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        stamps, found = array.cast(pa.float64()), "numeric"
+    else:
+        if pa.types.is_dictionary(kind):
+            array = array.cast(pa.string())
+            kind = array.type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            raise InputContractError(
+                f"{source}: column {column!r} has type {kind}; {_FIX_TIMESTAMP}",
+                source=source,
+            )
+        try:
+            stamps, found = pc.cast(array, pa.float64()), "numeric"
+        except pa.ArrowInvalid:
+            try:
+                stamps, found = pa.array(_iso_seconds(array)), "iso8601"
+            except pa.ArrowInvalid as error:
+                raise _timestamp_error(
+                    array, source, column, first_row, expected
+                ) from error
+    if expected is not None and found != expected:
+        # The whole block is of the other kind, so its first row is where
+        # the kind changes.
+        raise _kind_change_error(
+            source, column, first_row, str(array[0].as_py()), expected
         )
-    try:
-        return pc.cast(array, pa.float64()), "numeric"
-    except pa.ArrowInvalid:
-        pass
-    return _parse_iso(array, source, column, first_row), "iso8601"
+    return stamps, found
 
 
 def _timestamp_seconds(array: pa.Array) -> pa.Array:
@@ -321,11 +335,20 @@ def _timestamp_seconds(array: pa.Array) -> pa.Array:
 
 
 _OFFSET = r"(Z|z|[+-]\d\d(:?\d\d)?)$"
-_NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+# The texts pyarrow's cast to float64 accepts (pyarrow 26), matched with
+# ignore_case: decimal numbers, nan, inf and infinity.
+_NUMBER = r"^[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|nan|inf|infinity)$"
+_KIND_NAMES = {"numeric": "epoch numbers", "iso8601": "ISO-8601 times"}
 
 
-def _parse_iso(array: pa.Array, source: str, column: str, first_row: int) -> pa.Array:
-    """Parse ISO-8601 strings; strings without an offset are UTC."""
+def _iso_seconds(array: pa.Array) -> np.ndarray:
+    """Return epoch seconds of ISO-8601 strings; strings without an offset are UTC.
+
+    Raises
+    ------
+    pyarrow.ArrowInvalid
+        If a value is not an ISO-8601 time.
+    """
     has_offset = np.asarray(pc.match_substring_regex(array, _OFFSET))
     seconds = np.empty(len(array), dtype=np.int64)
     for mask, target in (
@@ -335,48 +358,115 @@ def _parse_iso(array: pa.Array, source: str, column: str, first_row: int) -> pa.
         if not mask.any():
             continue
         part = array.filter(pa.array(mask))
-        try:
-            micros = np.asarray(pc.cast(part, target).cast(pa.int64()))
-        except pa.ArrowInvalid as error:
-            raise _iso_error(array, source, column, first_row) from error
+        micros = np.asarray(pc.cast(part, target).cast(pa.int64()))
         seconds[mask] = np.floor_divide(micros, 1_000_000)
-    return pa.array(seconds)
+    return seconds
 
 
-def _iso_error(
-    array: pa.Array, source: str, column: str, first_row: int
+def _first_failure(array: pa.Array, parse: Callable[[pa.Array], object]) -> int | None:
+    """Return the index of the first value ``parse`` rejects, or None.
+
+    Bisection: each step parses half of the remaining range, so the search
+    costs about two parses of the whole array.
+    """
+    try:
+        parse(array)
+        return None
+    except pa.ArrowInvalid:
+        pass
+    low, high = 0, len(array)
+    while high - low > 1:
+        middle = (low + high) // 2
+        try:
+            parse(array.slice(low, middle - low))
+            low = middle
+        except pa.ArrowInvalid:
+            high = middle
+    return low
+
+
+def _timestamp_error(
+    array: pa.Array, source: str, column: str, first_row: int, expected: str | None
 ) -> InputContractError:
-    """Find the first value that is not an ISO-8601 time (error path only)."""
-    numeric = np.asarray(pc.match_substring_regex(array, _NUMBER))
-    for index, text in enumerate(array.to_pylist()):
-        target = (
-            pa.timestamp("us", tz="UTC") if _has_offset(text) else pa.timestamp("us")
-        )
-        if numeric[index]:
-            found = f"the epoch number {text!r} in a column of ISO-8601 strings"
-        else:
-            try:
-                pc.cast(pa.array([text]), target)
-                continue
-            except pa.ArrowInvalid:
-                found = f"{text!r}, which is not an ISO-8601 time"
-        row = first_row + index
+    """Build the error for the first invalid time of a string block (error path).
+
+    A value that is neither an epoch number nor an ISO-8601 time is
+    reported first. Otherwise the block mixes the two kinds, and the
+    message names the first row of the kind that differs from the earlier
+    blocks, or, in the first block, of the kind with fewer rows.
+    """
+    is_number = np.asarray(
+        pc.match_substring_regex(array, _NUMBER, ignore_case=True), dtype=bool
+    )
+    numbers = np.flatnonzero(is_number)
+    others = np.flatnonzero(~is_number)
+    bad = []
+    index = _first_failure(
+        array.filter(pa.array(is_number)), lambda part: pc.cast(part, pa.float64())
+    )
+    if index is not None:
+        bad.append(int(numbers[index]))
+    index = _first_failure(array.filter(pa.array(~is_number)), _iso_seconds)
+    if index is not None:
+        bad.append(int(others[index]))
+    if bad:
+        return _bad_time_error(array, source, column, first_row + min(bad), min(bad))
+
+    if expected is None:
+        minority = "iso8601" if len(others) <= len(numbers) else "numeric"
+        first = int((others if minority == "iso8601" else numbers)[0])
+        row = first_row + first
+        last_row = first_row + len(array) - 1
         return InputContractError(
-            f"{source}: column {column!r} at data row {row}: expected an epoch "
-            f"number or an ISO-8601 time, found {found}; {_FIX_TIMESTAMP}",
+            f"{source}: column {column!r} mixes epoch numbers ({len(numbers)} rows) "
+            f"and ISO-8601 times ({len(others)} rows) in data rows {first_row} to "
+            f"{last_row}; data row {row} has {array[first].as_py()!r}, which is "
+            f"{_one(minority)}; {_FIX_TIMESTAMP}",
+            source=source,
+            row=row,
+        )
+    first = int((others if expected == "numeric" else numbers)[0])
+    return _kind_change_error(
+        source, column, first_row + first, array[first].as_py(), expected
+    )
+
+
+def _one(kind: str) -> str:
+    return "an ISO-8601 time" if kind == "iso8601" else "an epoch number"
+
+
+def _bad_time_error(
+    array: pa.Array, source: str, column: str, row: int, index: int
+) -> InputContractError:
+    text = array[index].as_py()
+    if text.strip() == column:
+        return InputContractError(
+            f"{source}: column {column!r} at data row {row}: expected epoch "
+            f"seconds, epoch milliseconds or an ISO-8601 time, found {text!r}, the "
+            f"column's own name, so the header line is repeated there; remove the "
+            f"repeated line (when joining files, keep only the first file's header)",
             source=source,
             row=row,
         )
     return InputContractError(
-        f"{source}: column {column!r} near data row {first_row}: cannot parse the "
-        f"times; {_FIX_TIMESTAMP}",
+        f"{source}: column {column!r} at data row {row}: expected epoch seconds, "
+        f"epoch milliseconds or an ISO-8601 time, found {text!r}; {_FIX_TIMESTAMP}",
         source=source,
-        row=first_row,
+        row=row,
     )
 
 
-def _has_offset(text: str) -> bool:
-    return re.search(_OFFSET, text) is not None
+def _kind_change_error(
+    source: str, column: str, row: int, text: str, expected: str
+) -> InputContractError:
+    found = "numeric" if expected == "iso8601" else "iso8601"
+    return InputContractError(
+        f"{source}: column {column!r} has {_KIND_NAMES[expected]} up to data row "
+        f"{row - 1}, but data row {row} has {text!r}, which is {_one(found)}; "
+        f"{_FIX_TIMESTAMP}",
+        source=source,
+        row=row,
+    )
 
 
 def _convert_values(

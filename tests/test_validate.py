@@ -88,17 +88,26 @@ def test_unparseable_timestamp_row(tmp_path: Path) -> None:
         read_events(write(tmp_path, HEADER + rows))
     assert caught.value.row == 2
     assert str(caught.value) == (
-        "events.csv: column 'timestamp' at data row 2: expected an epoch number "
-        "or an ISO-8601 time, found 'yesterday', which is not an ISO-8601 time; "
-        "write epoch seconds, epoch milliseconds or ISO-8601 strings such as "
+        "events.csv: column 'timestamp' at data row 2: expected epoch seconds, "
+        "epoch milliseconds or an ISO-8601 time, found 'yesterday'; write epoch "
+        "seconds, epoch milliseconds or ISO-8601 strings such as "
         "2024-06-10T08:30:00Z, one kind for the whole column"
     )
 
 
 def test_epoch_number_among_iso(tmp_path: Path) -> None:
     rows = f"u1,a,view,2024-06-10T06:13:20Z\nu2,a,view,{T0}\n"
-    with pytest.raises(InputContractError, match="data row 2: .* the epoch number"):
+    rows += "u3,a,view,2024-06-10T06:13:20Z\n"
+    with pytest.raises(InputContractError) as caught:
         read_events(write(tmp_path, HEADER + rows))
+    assert caught.value.row == 2
+    assert str(caught.value) == (
+        "events.csv: column 'timestamp' mixes epoch numbers (1 rows) and "
+        "ISO-8601 times (2 rows) in data rows 1 to 3; data row 2 has "
+        "'1718000000', which is an epoch number; write epoch seconds, epoch "
+        "milliseconds or ISO-8601 strings such as 2024-06-10T08:30:00Z, one "
+        "kind for the whole column"
+    )
 
 
 def test_empty_timestamp_row(tmp_path: Path) -> None:
@@ -183,3 +192,72 @@ def test_rejected_user_dropped_from_categories(tmp_path: Path) -> None:
     rows = many_rows(60_000, T0) + many_rows(1, 100, user="u2")
     events = read_events(write(tmp_path, HEADER + rows)).events
     assert list(events["user_id"].cat.categories) == ["u1"]
+
+
+def epoch_rows(count: int, bad_row: int, bad_value: str) -> str:
+    """Return ``count`` rows of epoch seconds with ``bad_value`` at ``bad_row``."""
+    return "".join(
+        f"u{row},a,view,{bad_value if row == bad_row else T0 + 60 * row}\n"
+        for row in range(1, count + 1)
+    )
+
+
+def test_bad_timestamp_among_epochs(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + epoch_rows(1_000, 501, "abc"))
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row == 501
+    assert str(caught.value) == (
+        "events.csv: column 'timestamp' at data row 501: expected epoch seconds, "
+        "epoch milliseconds or an ISO-8601 time, found 'abc'; write epoch "
+        "seconds, epoch milliseconds or ISO-8601 strings such as "
+        "2024-06-10T08:30:00Z, one kind for the whole column"
+    )
+
+
+def test_iso_among_epochs(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + epoch_rows(1_000, 501, "2024-06-10T06:13:20Z"))
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row == 501
+    assert str(caught.value) == (
+        "events.csv: column 'timestamp' mixes epoch numbers (999 rows) and "
+        "ISO-8601 times (1 rows) in data rows 1 to 1000; data row 501 has "
+        "'2024-06-10T06:13:20Z', which is an ISO-8601 time; write epoch "
+        "seconds, epoch milliseconds or ISO-8601 strings such as "
+        "2024-06-10T08:30:00Z, one kind for the whole column"
+    )
+
+
+def test_repeated_header_line(tmp_path: Path) -> None:
+    rows = epoch_rows(500, 0, "") + HEADER + epoch_rows(499, 0, "")
+    with pytest.raises(InputContractError) as caught:
+        read_events(write(tmp_path, HEADER + rows))
+    assert caught.value.row == 501
+    assert str(caught.value) == (
+        "events.csv: column 'timestamp' at data row 501: expected epoch seconds, "
+        "epoch milliseconds or an ISO-8601 time, found 'timestamp', the "
+        "column's own name, so the header line is repeated there; remove the "
+        "repeated line (when joining files, keep only the first file's header)"
+    )
+
+
+def test_kind_change_across_blocks(tmp_path: Path) -> None:
+    rows = many_rows(60_000, T0) + "u2,a,view,2024-06-10T06:13:20Z\n" * 2
+    with pytest.raises(InputContractError) as caught:
+        read_events(write(tmp_path, HEADER + rows))
+    assert caught.value.row == 60_001
+    assert str(caught.value) == (
+        "events.csv: column 'timestamp' has epoch numbers up to data row 60000, "
+        "but data row 60001 has '2024-06-10T06:13:20Z', which is an ISO-8601 "
+        "time; write epoch seconds, epoch milliseconds or ISO-8601 strings such "
+        "as 2024-06-10T08:30:00Z, one kind for the whole column"
+    )
+
+
+def test_bad_timestamp_across_blocks(tmp_path: Path) -> None:
+    rows = many_rows(60_000, T0) + "u2,a,view,abc\n"
+    with pytest.raises(InputContractError) as caught:
+        read_events(write(tmp_path, HEADER + rows))
+    assert caught.value.row == 60_001
+    assert "data row 60001: expected epoch seconds" in str(caught.value)
