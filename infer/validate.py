@@ -334,7 +334,9 @@ def _timestamp_seconds(array: pa.Array) -> pa.Array:
     return pa.array(np.floor_divide(raw, per_second))
 
 
-_OFFSET = r"(Z|z|[+-]\d\d(:?\d\d)?)$"
+# A zone offset after the time part; the "-10" that ends a date such as
+# 2024-06-10 is not one.
+_OFFSET = r"[Tt ][^+-]*(Z|z|[+-]\d\d(:?\d\d)?)$"
 # The texts pyarrow's cast to float64 accepts (pyarrow 26), matched with
 # ignore_case: decimal numbers, nan, inf and infinity.
 _NUMBER = r"^[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|nan|inf|infinity)$"

@@ -143,6 +143,17 @@ def test_iso_fraction_and_offset(tmp_path: Path) -> None:
     assert read_events(path).events["timestamp"].tolist() == [T0]
 
 
+def test_iso_date_only_utc(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "u1,a,view,2024-06-10\nu1,a,view,2024-06-10 06\n")
+    events = read_events(path).events
+    assert events["timestamp"].tolist() == [1_717_977_600, 1_717_999_200]
+
+
+def test_iso_negative_offset(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "u1,a,view,2024-06-10T01:13:20-05\n")
+    assert read_events(path).events["timestamp"].tolist() == [T0]
+
+
 def test_invalid_mapping_key(tmp_path: Path) -> None:
     path = write(tmp_path, HEADER + f"u1,a,view,{T0}\n")
     with pytest.raises(InputContractError, match="invalid column mapping topic=genre"):
