@@ -55,6 +55,9 @@ _HEAD_BYTES = 1 << 20
 # its peak allocation measured about 40 MiB at 1 MiB blocks and 115 to 140
 # MiB at 8 MiB blocks, and 1 MiB blocks parsed as fast as 8 MiB ones.
 _CSV_BLOCK_BYTES = 1 << 20
+# Largest read from the gzip decompressor, so the byte count in a message
+# about a broken gzip stream is low by at most this much.
+_GZIP_PIECE_BYTES = 64 << 10
 # Chunk size of the JSON Lines reader. At this size the per-chunk overhead
 # is small next to the parsing work.
 _BLOCK_BYTES = 8 << 20
@@ -209,10 +212,7 @@ def read_events(
             blocks = _parquet_blocks(stream, source, name, mapping, canonical)
         else:
             if compressed:
-                stream = _Prefixed(
-                    b"",
-                    pa.CompressedInputStream(pa.PythonFile(stream, mode="r"), "gzip"),
-                )
+                stream = _Gunzip(stream, name)
             if fmt == "csv":
                 blocks = _csv_blocks(stream, source, name, mapping, canonical)
             else:
@@ -291,6 +291,63 @@ class _Prefixed(io.RawIOBase):
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+class _Gunzip(io.RawIOBase):
+    """A read-only stream of the decompressed content of a gzip stream.
+
+    A gzip stream that ends early or is corrupt raises an
+    ``InputContractError`` that names the file, in place of pyarrow's
+    ``OSError``.
+    """
+
+    def __init__(self, stream: io.RawIOBase, name: str):
+        self._stream = pa.CompressedInputStream(pa.PythonFile(stream, mode="r"), "gzip")
+        self._name = name
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        # Reads of at most _GZIP_PIECE_BYTES keep the position in the message
+        # close to the end of the data, because a failed read returns nothing.
+        pieces = []
+        left = -1 if size is None or size < 0 else size
+        while left != 0:
+            want = _GZIP_PIECE_BYTES if left < 0 else min(left, _GZIP_PIECE_BYTES)
+            try:
+                piece = self._stream.read(want)
+            except OSError as error:
+                raise self._error(error) from error
+            if not piece:
+                break
+            pieces.append(piece)
+            self._position += len(piece)
+            if left > 0:
+                left -= len(piece)
+        return b"".join(pieces)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _error(self, error: OSError) -> InputContractError:
+        # pyarrow 26 reports a missing end as "Truncated compressed stream".
+        if "truncated" in str(error).lower():
+            return InputContractError(
+                f"{self._name}: the gzip stream ends early (truncated or incomplete "
+                f"upload) after about {self._position} bytes of data; upload the "
+                f"complete file again",
+                source=self._name,
+            )
+        return InputContractError(
+            f"{self._name}: the gzip stream is corrupt after about "
+            f"{self._position} bytes of data ({error}); compress the file again "
+            f"with gzip and upload it again",
+            source=self._name,
+        )
 
 
 def _check_magic(name: str, fmt: str, compressed: bool, head: bytes) -> None:

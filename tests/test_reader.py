@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,7 @@ from infer.reader import detect_format, read_events
 
 # 2024-06-10T06:13:20Z
 T0 = 1_718_000_000
+HEADER = "user_id,topic,event_type,timestamp\n"
 
 
 @pytest.fixture
@@ -268,3 +270,72 @@ def test_read_files_fingerprint_input(inputs: Path) -> None:
 def test_read_stream_has_no_files(inputs: Path) -> None:
     body = io.BytesIO((inputs / "basic.csv").read_bytes())
     assert read_events(body, name="basic.csv").files == []
+
+
+def event_lines(count: int) -> str:
+    """Return ``count`` distinct CSV event rows, about 30 bytes each."""
+    return "".join(f"u{i},t{i % 97},view,{T0 + 7 * i}\n" for i in range(count))
+
+
+def bytes_in_message(message: str) -> int:
+    """Return the byte count of an "after about N bytes" message."""
+    return int(re.search(r"after about (\d+) bytes", message).group(1))  # type: ignore[union-attr]
+
+
+def jsonl_lines(count: int) -> str:
+    """Return ``count`` distinct JSON Lines events."""
+    return "".join(
+        f'{{"user_id": "u{i}", "topic": "a", "event_type": "view", '
+        f'"timestamp": {T0 + i}}}\n'
+        for i in range(count)
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("events.csv.gz", HEADER + event_lines(100_000)),
+        ("events.jsonl.gz", jsonl_lines(100_000)),
+    ],
+)
+def test_read_truncated_gzip(tmp_path: Path, name: str, text: str) -> None:
+    compressed = gzip.compress(text.encode())
+    path = tmp_path / name
+    path.write_bytes(compressed[: len(compressed) // 2])
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    message = str(caught.value)
+    decompressed = bytes_in_message(message)
+    assert 0 < decompressed < len(text)
+    assert message == (
+        f"{name}: the gzip stream ends early (truncated or incomplete upload) "
+        f"after about {decompressed} bytes of data; upload the complete file again"
+    )
+
+
+def test_read_truncated_gzip_stream(tmp_path: Path) -> None:
+    text = HEADER + event_lines(1_000)
+    compressed = gzip.compress(text.encode())
+    body = io.BytesIO(compressed[:-20])
+    with pytest.raises(InputContractError) as caught:
+        read_events(body, name="incoming/events.csv.gz")
+    assert str(caught.value) == (
+        "incoming/events.csv.gz: the gzip stream ends early (truncated or "
+        "incomplete upload) after about 0 bytes of data; upload the complete "
+        "file again"
+    )
+
+
+def test_read_corrupt_gzip(tmp_path: Path) -> None:
+    text = HEADER + event_lines(1_000)
+    compressed = bytearray(gzip.compress(text.encode()))
+    compressed[-8] ^= 0xFF  # the stored CRC-32 of the content
+    path = tmp_path / "events.csv.gz"
+    path.write_bytes(bytes(compressed))
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert str(caught.value) == (
+        "events.csv.gz: the gzip stream is corrupt after about 0 bytes of data "
+        "(zlib inflate failed: incorrect data check); compress the file again "
+        "with gzip and upload it again"
+    )
