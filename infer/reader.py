@@ -17,6 +17,7 @@ timestamps, non-finite numbers) are dropped and counted in
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -493,7 +494,7 @@ def _csv_blocks(
             yield batch, row
             row += batch.num_rows
     except pa.ArrowInvalid as error:
-        raise _csv_parse_error(error, source, name, bad_rows) from error
+        raise _csv_parse_error(error, source, name, bad_rows, row) from error
 
 
 def _csv_parse_error(
@@ -501,7 +502,12 @@ def _csv_parse_error(
     source: str | os.PathLike[str] | BinaryIO,
     name: str,
     bad_rows: list[str],
+    next_row: int,
 ) -> InputContractError:
+    """Describe a CSV parse failure; ``next_row`` is the first row not yet read."""
+    # pyarrow 26 raises this when a row does not fit in two blocks.
+    if "straddles two block boundaries" in str(error):
+        return _long_row_error(source, name, next_row)
     if not bad_rows:
         return InputContractError(
             f"{name}: cannot parse the CSV file: {error}; check that it is "
@@ -521,12 +527,61 @@ def _csv_parse_error(
     )
 
 
+def _long_row_error(
+    source: str | os.PathLike[str] | BinaryIO, name: str, next_row: int
+) -> InputContractError:
+    limit = f"{_CSV_BLOCK_BYTES / (1 << 20):g} MiB"
+    row = None
+    if isinstance(source, str | os.PathLike):
+        row = _find_long_row(source, name, _CSV_BLOCK_BYTES)
+    if row is None:
+        return InputContractError(
+            f"{name}: a data row at or after data row {next_row} is longer than the "
+            f"reader's maximum row size of {limit}; expected event rows of a few "
+            f"hundred bytes; look for a missing line break or an overlong value "
+            f"there, and fix or remove that row",
+            source=name,
+            row=next_row,
+        )
+    return InputContractError(
+        f"{name}: data row {row} is longer than the reader's maximum row size of "
+        f"{limit}; expected event rows of a few hundred bytes; look for a missing "
+        f"line break or an overlong value in that row, and fix or remove it",
+        source=name,
+        row=row,
+    )
+
+
+def _reopen(path: str | os.PathLike[str], name: str) -> BinaryIO:
+    """Open a file again as bytes, decompressed when ``name`` ends in .gz."""
+    if name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")  # noqa: SIM115
+
+
+def _find_long_row(path: str | os.PathLike[str], name: str, limit: int) -> int | None:
+    """Return the 1-based data row of the first line over ``limit`` bytes, or None.
+
+    Error path only. Lines are read ``limit + 1`` bytes at most, so a long
+    line is never held whole.
+    """
+    try:
+        with _reopen(path, name) as handle:
+            handle.readline(limit + 1)
+            row = 0
+            while line := handle.readline(limit + 1):
+                row += 1
+                if len(line) > limit:
+                    return row
+    except (OSError, EOFError):
+        pass
+    return None
+
+
 def _find_csv_row(path: str | os.PathLike[str], name: str, text: str) -> int | None:
     """Return the 1-based data row whose raw text is ``text`` (error path only)."""
     opener: Callable[..., io.TextIOBase]
     if name.lower().endswith(".gz"):
-        import gzip
-
         opener = gzip.open  # type: ignore[assignment]
     else:
         opener = open  # type: ignore[assignment]

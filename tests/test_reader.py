@@ -339,3 +339,35 @@ def test_read_corrupt_gzip(tmp_path: Path) -> None:
         "(zlib inflate failed: incorrect data check); compress the file again "
         "with gzip and upload it again"
     )
+
+
+def long_row_csv() -> bytes:
+    """Return a CSV whose data row 3 has a 3 MB topic, over the 1 MiB row limit."""
+    text = HEADER + event_lines(2) + "u9," + "x" * 3_000_000 + f",view,{T0}\n"
+    return (text + event_lines(2)).encode()
+
+
+def test_read_long_row(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_bytes(long_row_csv())
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row == 3
+    assert str(caught.value) == (
+        "events.csv: data row 3 is longer than the reader's maximum row size of "
+        "1 MiB; expected event rows of a few hundred bytes; look for a missing "
+        "line break or an overlong value in that row, and fix or remove it"
+    )
+
+
+def test_read_long_row_stream() -> None:
+    body = io.BytesIO(long_row_csv())
+    with pytest.raises(InputContractError) as caught:
+        read_events(body, name="events.csv")
+    assert caught.value.row == 3
+    assert str(caught.value) == (
+        "events.csv: a data row at or after data row 3 is longer than the "
+        "reader's maximum row size of 1 MiB; expected event rows of a few "
+        "hundred bytes; look for a missing line break or an overlong value "
+        "there, and fix or remove that row"
+    )
