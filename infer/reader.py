@@ -585,13 +585,20 @@ def _find_csv_row(path: str | os.PathLike[str], name: str, text: str) -> int | N
         opener = gzip.open  # type: ignore[assignment]
     else:
         opener = open  # type: ignore[assignment]
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        wanted = next(csv.reader([text]), None)
-        for number, fields in enumerate(reader, start=1):
-            if fields == wanted or (header is not None and len(fields) != len(header)):
-                return number
+    # The csv module rejects fields over 128 KiB (csv.field_size_limit),
+    # which a broken row may have; the row is then left unnamed.
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            wanted = next(csv.reader([text]), None)
+            for number, fields in enumerate(reader, start=1):
+                if fields == wanted or (
+                    header is not None and len(fields) != len(header)
+                ):
+                    return number
+    except (csv.Error, UnicodeDecodeError, OSError, EOFError):
+        pass
     return None
 
 

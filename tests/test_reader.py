@@ -371,3 +371,17 @@ def test_read_long_row_stream() -> None:
         "hundred bytes; look for a missing line break or an overlong value "
         "there, and fix or remove that row"
     )
+
+
+def test_read_wrong_field_count_huge_field(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(HEADER + event_lines(2) + "u9,a," + "x" * 200_000 + ",b,view,1\n")
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row is None
+    assert str(caught.value) == (
+        f"events.csv: a data row has a different number of fields than the "
+        f"header: {'u9,a,' + 'x' * 195!r} (CSV parse error: Expected 4 columns, "
+        f"got 6: u9,a,{'x' * 92} ...); quote fields that contain commas, or fix "
+        f"the row"
+    )
