@@ -382,6 +382,6 @@ def test_read_wrong_field_count_huge_field(tmp_path: Path) -> None:
     assert str(caught.value) == (
         f"events.csv: a data row has a different number of fields than the "
         f"header: {'u9,a,' + 'x' * 195!r} (CSV parse error: Expected 4 columns, "
-        f"got 6: u9,a,{'x' * 92} ...); quote fields that contain commas, or fix "
+        f"got 6: u9,a,{'x' * 91} ...); quote fields that contain commas, or fix "
         f"the row"
     )
