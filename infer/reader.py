@@ -21,6 +21,7 @@ import gzip
 import io
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -494,13 +495,14 @@ def _csv_blocks(
             yield batch, row
             row += batch.num_rows
     except pa.ArrowInvalid as error:
-        raise _csv_parse_error(error, source, name, bad_rows, row) from error
+        raise _csv_parse_error(error, source, name, header, bad_rows, row) from error
 
 
 def _csv_parse_error(
     error: pa.ArrowInvalid,
     source: str | os.PathLike[str] | BinaryIO,
     name: str,
+    header: list[str],
     bad_rows: list[str],
     next_row: int,
 ) -> InputContractError:
@@ -508,6 +510,13 @@ def _csv_parse_error(
     # pyarrow 26 raises this when a row does not fit in two blocks.
     if "straddles two block boundaries" in str(error):
         return _long_row_error(source, name, next_row)
+    # pyarrow 26: "In CSV column #1: CSV conversion error to string: invalid
+    # UTF8 data", where the number is the column's position in the file.
+    invalid_utf8 = re.match(r"In CSV column #(\d+): .*invalid UTF8", str(error))
+    if invalid_utf8:
+        position = int(invalid_utf8.group(1))
+        column = header[position] if position < len(header) else f"#{position}"
+        return _utf8_error(source, name, column, position, next_row)
     if not bad_rows:
         return InputContractError(
             f"{name}: cannot parse the CSV file: {error}; check that it is "
@@ -550,6 +559,65 @@ def _long_row_error(
         source=name,
         row=row,
     )
+
+
+def _utf8_error(
+    source: str | os.PathLike[str] | BinaryIO,
+    name: str,
+    column: str,
+    position: int,
+    next_row: int,
+) -> InputContractError:
+    found = None
+    if isinstance(source, str | os.PathLike):
+        found = _find_invalid_utf8(source, name, position)
+    if found is None:
+        return InputContractError(
+            f"{name}: column {column!r} has bytes that are not valid UTF-8 at or "
+            f"after data row {next_row}; expected UTF-8 text; re-export the file "
+            f"as UTF-8",
+            source=name,
+            row=next_row,
+        )
+    row, field = found
+    return InputContractError(
+        f"{name}: column {column!r} at data row {row}: expected UTF-8 text, found "
+        f"{field[:100]!r}, which is not valid UTF-8; re-export the file as UTF-8",
+        source=name,
+        row=row,
+    )
+
+
+def _find_invalid_utf8(
+    path: str | os.PathLike[str], name: str, position: int
+) -> tuple[int, bytes] | None:
+    """Return the data row and raw value of the first invalid UTF-8 field, or None.
+
+    Error path only. Only the field at ``position`` counts, because the
+    CSV reader decodes only the columns it reads. A line break inside a
+    quoted field would shift the row number, but the CSV reader rejects
+    such fields anyway.
+    """
+    try:
+        with _reopen(path, name) as handle:
+            handle.readline()
+            for row, line in enumerate(handle, start=1):
+                try:
+                    line.decode("utf-8")
+                    continue
+                except UnicodeDecodeError:
+                    pass
+                text = line.decode("utf-8", errors="surrogateescape")
+                fields = next(csv.reader([text]), [])
+                if position < len(fields) and _has_surrogate(fields[position]):
+                    return row, fields[position].encode("utf-8", "surrogateescape")
+    except (OSError, EOFError, csv.Error):
+        pass
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\udc80" <= character <= "\udcff" for character in text)
 
 
 def _reopen(path: str | os.PathLike[str], name: str) -> BinaryIO:

@@ -385,3 +385,41 @@ def test_read_wrong_field_count_huge_field(tmp_path: Path) -> None:
         f"got 6: u9,a,{'x' * 91} ...); quote fields that contain commas, or fix "
         f"the row"
     )
+
+
+def latin1_csv() -> bytes:
+    """Return a Latin-1 CSV with user_id 'José' at data row 1001.
+
+    Its unused column ``note`` has 'café' at data row 5, which the reader
+    never decodes, so it must not be the row reported.
+    """
+    notes = ["café" if row == 5 else "ok" for row in range(1, 1_001)]
+    rows = event_lines(1_000).splitlines()
+    body = "".join(f"{note},{row}\n" for note, row in zip(notes, rows, strict=True))
+    text = "note," + HEADER + body
+    text += f"ok,José,a,view,{T0}\n"
+    return text.encode("latin-1")
+
+
+@pytest.mark.parametrize("name", ["events.csv", "events.csv.gz"])
+def test_read_invalid_utf8(tmp_path: Path, name: str) -> None:
+    content = latin1_csv()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row == 1001
+    assert str(caught.value) == (
+        f"{name}: column 'user_id' at data row 1001: expected UTF-8 text, found "
+        f"b'Jos\\xe9', which is not valid UTF-8; re-export the file as UTF-8"
+    )
+
+
+def test_read_invalid_utf8_stream() -> None:
+    body = io.BytesIO(latin1_csv())
+    with pytest.raises(InputContractError) as caught:
+        read_events(body, name="events.csv")
+    assert str(caught.value) == (
+        "events.csv: column 'user_id' has bytes that are not valid UTF-8 at or "
+        "after data row 1; expected UTF-8 text; re-export the file as UTF-8"
+    )
