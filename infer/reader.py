@@ -703,6 +703,7 @@ def _jsonl_blocks(
                 checked = True
             wanted = [mapping[c] for c in canonical if mapping[c] in table.column_names]
             for batch in table.select(wanted).to_batches():
+                _check_utf8(batch, name, row)
                 yield batch, row
                 row += batch.num_rows
         line += data.count(b"\n")
@@ -714,6 +715,35 @@ def _jsonl_blocks(
             f"line with keys user_id, topic, event_type, timestamp",
             source=name,
         )
+
+
+def _check_utf8(batch: pa.RecordBatch, name: str, first_row: int) -> None:
+    """Raise an input-contract error for the first string that is not UTF-8.
+
+    pyarrow's JSON reader (version 26) copies string bytes without checking
+    their encoding, so a non-UTF-8 file would otherwise fail later with a
+    bare UnicodeDecodeError.
+    """
+    for key, array in zip(batch.schema.names, batch.columns, strict=True):
+        if not pa.types.is_string(array.type):
+            continue
+        try:
+            array.validate(full=True)
+        except pa.ArrowInvalid as error:
+            # The message ends "Invalid UTF8 sequence at string index N".
+            found = re.search(r"UTF8 sequence at string index (\d+)", str(error))
+            if found is None:
+                raise
+            index = int(found.group(1))
+            row = first_row + index
+            value = array.slice(index, 1).cast(pa.binary())[0].as_py()
+            raise InputContractError(
+                f"{name}: key {key!r} at data row {row}: expected UTF-8 text, found "
+                f"{value[:100]!r}, which is not valid UTF-8; re-export the file as "
+                f"UTF-8",
+                source=name,
+                row=row,
+            ) from error
 
 
 def _jsonl_schema(data: bytes, mapping: Mapping[str, str]) -> pa.Schema:
@@ -774,6 +804,8 @@ def _find_jsonl_problem(data: bytes, first_line: int) -> tuple[int | None, str]:
             record = json.loads(text)
         except json.JSONDecodeError as error:
             return number, f"{error.msg} at column {error.colno}"
+        except UnicodeDecodeError:
+            return number, f"found {text[:100]!r}, which is not valid UTF-8 text"
         if not isinstance(record, dict):
             return number, f"found a JSON {_JSON_TYPE_NAMES.get(type(record), 'value')}"
         for key, value in record.items():
@@ -781,5 +813,9 @@ def _find_jsonl_problem(data: bytes, first_line: int) -> tuple[int | None, str]:
             if kind == "null":
                 continue
             if seen.setdefault(key, kind) != kind:
-                return number, f"key {key!r} is a {kind} here but a {seen[key]} before"
+                shown = json.dumps(value)[:100]
+                return (
+                    number,
+                    f"key {key!r} is a {kind} here ({shown}) but a {seen[key]} before",
+                )
     return None, "pyarrow could not parse the chunk"

@@ -195,8 +195,14 @@ def test_read_jsonl_type_change(tmp_path: Path) -> None:
         '{"user_id": "u2", "topic": "a", "event_type": "view", '
         '"timestamp": 1718000000}\n'
     )
-    with pytest.raises(InputContractError, match="line 2 is not a valid JSON"):
+    with pytest.raises(InputContractError) as caught:
         read_events(path)
+    assert caught.value.row == 2
+    assert str(caught.value) == (
+        "events.jsonl: line 2 is not a valid JSON event object: key 'timestamp' "
+        "is a number here (1718000000) but a string before; write one JSON "
+        "object per line, with the same type for each key on every line"
+    )
 
 
 def test_read_jsonl_numeric_ids(tmp_path: Path) -> None:
@@ -422,4 +428,21 @@ def test_read_invalid_utf8_stream() -> None:
     assert str(caught.value) == (
         "events.csv: column 'user_id' has bytes that are not valid UTF-8 at or "
         "after data row 1; expected UTF-8 text; re-export the file as UTF-8"
+    )
+
+
+def test_read_jsonl_invalid_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(
+        b'{"user_id": "u1", "topic": "a", "event_type": "view", '
+        b'"timestamp": 1718000000}\n'
+        b'{"user_id": "Jos\xe9", "topic": "a", "event_type": "view", '
+        b'"timestamp": 1718000000}\n'
+    )
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row == 2
+    assert str(caught.value) == (
+        "events.jsonl: key 'user_id' at data row 2: expected UTF-8 text, found "
+        "b'Jos\\xe9', which is not valid UTF-8; re-export the file as UTF-8"
     )
