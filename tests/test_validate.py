@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from infer.errors import InputContractError
 from infer.reader import read_events
+from infer.validate import column_mapping, convert_blocks
 
 HEADER = "user_id,topic,event_type,timestamp\n"
 T0 = 1_718_000_000
@@ -272,3 +274,23 @@ def test_bad_timestamp_across_blocks(tmp_path: Path) -> None:
         read_events(write(tmp_path, HEADER + rows))
     assert caught.value.row == 60_001
     assert "data row 60001: expected epoch seconds" in str(caught.value)
+
+
+def test_kind_change_between_blocks() -> None:
+    def block(stamps: list[str]) -> pa.RecordBatch:
+        columns = {"user_id": ["u1"] * 2, "topic": ["a"] * 2, "event_type": ["v"] * 2}
+        return pa.RecordBatch.from_pydict({**columns, "timestamp": stamps})
+
+    blocks = [
+        (block([str(T0), str(T0 + 1)]), 1),
+        (block(["2024-06-10T06:13:20Z", "2024-06-10T06:13:21Z"]), 3),
+    ]
+    with pytest.raises(InputContractError) as caught:
+        convert_blocks(blocks, "events.csv", column_mapping(None, "events.csv"))
+    assert caught.value.row == 3
+    assert str(caught.value) == (
+        "events.csv: column 'timestamp' has epoch numbers up to data row 2, but "
+        "data row 3 has '2024-06-10T06:13:20Z', which is an ISO-8601 time; write "
+        "epoch seconds, epoch milliseconds or ISO-8601 strings such as "
+        "2024-06-10T08:30:00Z, one kind for the whole column"
+    )
