@@ -506,7 +506,10 @@ def _csv_parse_error(
     bad_rows: list[str],
     next_row: int,
 ) -> InputContractError:
-    """Describe a CSV parse failure; ``next_row`` is the first row not yet read."""
+    """Build the input-contract error for a CSV parse failure.
+
+    ``next_row`` is the first data row not yet delivered to the caller.
+    """
     # pyarrow 26 raises this when a row does not fit in two blocks.
     if "straddles two block boundaries" in str(error):
         return _long_row_error(source, name, next_row)
@@ -539,6 +542,8 @@ def _csv_parse_error(
 def _long_row_error(
     source: str | os.PathLike[str] | BinaryIO, name: str, next_row: int
 ) -> InputContractError:
+    # A row up to one block always parses, and a longer one only when it
+    # happens to fit in two blocks, so the block size is the stated limit.
     limit = f"{_CSV_BLOCK_BYTES / (1 << 20):g} MiB"
     row = None
     if isinstance(source, str | os.PathLike):
