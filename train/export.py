@@ -64,13 +64,21 @@ def to_onnx(model: keras.Model, n_features: int) -> onnx.ModelProto:
     def serve(features: tf.Tensor) -> tf.Tensor:
         return model(features, training=False)
 
-    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
-    proto, _ = tf2onnx.convert.from_graph_def(
-        frozen.graph.as_graph_def(),
-        input_names=[frozen.inputs[0].name],
-        output_names=[frozen.outputs[0].name],
-        opset=OPSET,
-    )
+    # Both calls log a deprecation warning about TF1 graph APIs on every
+    # export; the frozen graph is what tf2onnx converts, so hide it.
+    tf_logger = tf.get_logger()
+    level = tf_logger.level
+    tf_logger.setLevel("ERROR")
+    try:
+        frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
+        proto, _ = tf2onnx.convert.from_graph_def(
+            frozen.graph.as_graph_def(),
+            input_names=[frozen.inputs[0].name],
+            output_names=[frozen.outputs[0].name],
+            opset=OPSET,
+        )
+    finally:
+        tf_logger.setLevel(level)
     _rename_tensor(proto, proto.graph.input[0].name, INPUT_NAME)
     _rename_tensor(proto, proto.graph.output[0].name, OUTPUT_NAME)
     _set_batch_dim(proto.graph.input[0], n_features)
