@@ -121,8 +121,8 @@ def load_bundle(path: str | os.PathLike[str], *, threads: int | None = None) -> 
     path:
         The bundle folder (for example ``artifacts/latest``).
     threads:
-        onnxruntime intra-op threads; default: the CPUs this process may
-        run on.
+        onnxruntime intra-op threads, from 1 to the CPUs this process may
+        run on; default: that number of CPUs.
 
     Returns
     -------
@@ -160,9 +160,16 @@ def load_bundle(path: str | os.PathLike[str], *, threads: int | None = None) -> 
 
     _check_sha256(onnx_file, expected_sha)
     _check_features(folder, names, config, event_types)
-    n_threads = available_cpus() if threads is None else int(threads)
+    cpus = available_cpus()
+    n_threads = cpus if threads is None else int(threads)
     if n_threads < 1:
         raise BundleError(f"threads must be >= 1, got {threads!r}")
+    if n_threads > cpus:
+        raise BundleError(
+            f"threads={n_threads} is above the {cpus} CPUs this process may run "
+            f"on; more threads than CPUs only add memory and contention; use at "
+            f"most {cpus}, or leave it unset to use every CPU"
+        )
     session = _open_session(onnx_file, n_threads)
     _check_io(onnx_file, session, input_name, output_name, len(names))
     return Bundle(

@@ -19,7 +19,9 @@ changed environment needs no module reload.
 - ``MAX_DECOMPRESSION_RATIO`` (100): a gzip object whose decompressed size
   passes this many times its stored size is rejected with an error report.
 - ``ORT_THREADS`` (the CPUs available to the process): onnxruntime intra-op
-  threads.
+  threads, from 1 to the number of CPUs available to the process; more
+  threads than CPUs only cost memory (each thread has its own stack) and
+  contention, so a larger value is rejected.
 - ``AWS_ENDPOINT_URL_S3`` (unset): boto3's own override of the S3 endpoint,
   used for local S3 servers.
 """
@@ -133,6 +135,14 @@ class Settings:
             raise SettingsError(
                 f"{ORT_THREADS}={self.ort_threads} is invalid; set a positive "
                 f"integer, or unset it to use every available CPU"
+            )
+        cpus = available_cpus()
+        if self.ort_threads > cpus:
+            raise SettingsError(
+                f"{ORT_THREADS}={self.ort_threads} is above the {cpus} CPUs "
+                f"available to this process; more threads than CPUs only add "
+                f"memory and contention; set at most {cpus}, or unset it to use "
+                f"every available CPU"
             )
 
     @classmethod

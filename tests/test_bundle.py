@@ -175,3 +175,9 @@ def test_unsupported_format_version(tiny_bundle: Path) -> None:
 def test_zero_threads_rejected(tiny_bundle: Path) -> None:
     with pytest.raises(BundleError, match="threads must be >= 1"):
         load_bundle(tiny_bundle, threads=0)
+
+
+def test_threads_above_cpus_rejected(tiny_bundle: Path) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    with pytest.raises(BundleError, match=f"threads=100000 is above the {cpus} CPUs"):
+        load_bundle(tiny_bundle, threads=100000)

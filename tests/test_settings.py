@@ -31,7 +31,7 @@ def test_every_variable_read() -> None:
         s.MODEL_URI: "s3://models/interest/v1/",
         s.MAX_OBJECT_BYTES: "1000",
         s.MAX_DECOMPRESSION_RATIO: "12.5",
-        s.ORT_THREADS: "2",
+        s.ORT_THREADS: "1",
     }
     config = Settings.from_env(env)
     assert config == Settings(
@@ -43,7 +43,7 @@ def test_every_variable_read() -> None:
         model_uri="s3://models/interest/v1/",
         max_object_bytes=1000,
         max_decompression_ratio=12.5,
-        ort_threads=2,
+        ort_threads=1,
     )
 
 
@@ -141,3 +141,19 @@ def test_every_name_listed() -> None:
     names = {value for name, value in vars(s).items()
              if name.isupper() and isinstance(value, str) and value == name}
     assert names == set(s.ENVIRONMENT_VARIABLES)
+
+
+def test_threads_above_cpus_rejected() -> None:
+    cpus = s.available_cpus()
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({s.ORT_THREADS: "100000"})
+    assert str(caught.value) == (
+        f"ORT_THREADS=100000 is above the {cpus} CPUs available to this "
+        f"process; more threads than CPUs only add memory and contention; set "
+        f"at most {cpus}, or unset it to use every available CPU"
+    )
+
+
+def test_threads_equal_cpus_accepted() -> None:
+    cpus = s.available_cpus()
+    assert Settings.from_env({s.ORT_THREADS: str(cpus)}).ort_threads == cpus
