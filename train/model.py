@@ -1,7 +1,7 @@
 """The Keras interest model: a small MLP on the shared features.
 
 Input ``features`` (float32, [batch, n_features]) goes through a
-Normalization layer adapted on the training rows, Dense 64 ReLU, Dense 32
+Normalization layer with the training rows' mean and variance, Dense 64 ReLU, Dense 32
 ReLU and Dense 1 sigmoid named ``interest``, so predictions lie in [0, 1]
 like the label. Loss is mean squared error, optimiser Adam, and training
 stops early on the validation loss and keeps the best epoch's weights.
@@ -19,21 +19,54 @@ from train.config import ModelSettings
 INPUT_NAME = "features"
 OUTPUT_NAME = "interest"
 
+# A feature whose training variance is at most this is treated as constant.
+CONSTANT_VARIANCE = 1e-12
+# The variance given to constant features. Keras divides by max(std, 1e-7),
+# so a new value of a constant feature would be scaled by about 1e7 and
+# saturate the network. With this variance a deviation d becomes d * 1e-6,
+# so the model ignores features that never varied in training, for example
+# an event type or a value that was always the same.
+IGNORED_FEATURE_VARIANCE = 1e12
+
+
+def normalization_statistics(
+    train_features: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the per-feature mean and variance for the Normalization layer.
+
+    Both are computed in float64 on the training rows. Constant features get
+    ``IGNORED_FEATURE_VARIANCE``, so values unseen in training do not move
+    the prediction.
+    """
+    values = np.asarray(train_features, dtype=np.float64)
+    mean = values.mean(axis=0)
+    variance = values.var(axis=0)
+    variance[variance <= CONSTANT_VARIANCE] = IGNORED_FEATURE_VARIANCE
+    return mean, variance
+
+
+def constant_features(train_features: np.ndarray) -> np.ndarray:
+    """Return a mask of the features that are constant on the training rows."""
+    values = np.asarray(train_features, dtype=np.float64)
+    return values.var(axis=0) <= CONSTANT_VARIANCE
+
 
 def build_model(train_features: np.ndarray, settings: ModelSettings) -> keras.Model:
-    """Build and compile the MLP, with its Normalization layer adapted.
+    """Build and compile the MLP, with its Normalization layer set from the rows.
 
     Parameters
     ----------
     train_features:
         The training rows, float32 [n, n_features]; only their mean and
-        variance are used here.
+        variance are used here (see ``normalization_statistics``).
     settings:
         Layer sizes, learning rate and seed.
     """
     n_features = train_features.shape[1]
-    normalize = keras.layers.Normalization(axis=-1, name="normalize")
-    normalize.adapt(train_features)
+    mean, variance = normalization_statistics(train_features)
+    normalize = keras.layers.Normalization(
+        axis=-1, mean=mean, variance=variance, name="normalize"
+    )
     inputs = keras.Input(shape=(n_features,), name=INPUT_NAME, dtype="float32")
     hidden = normalize(inputs)
     for i, units in enumerate(settings.hidden_units, start=1):

@@ -30,7 +30,7 @@ from train.labels import (
     sort_by_time,
     split_cutoffs,
 )
-from train.model import fit_model, predict
+from train.model import constant_features, fit_model, predict
 from train.sources import SourceData
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -284,6 +284,16 @@ def _manifest(
         "features": {
             "names": splits["train"].names,
             "config": feature_config.to_dict(),
+            # The model ignores these: they never varied in training.
+            "constant_in_training": [
+                name
+                for name, constant in zip(
+                    splits["train"].names,
+                    constant_features(splits["train"].features),
+                    strict=True,
+                )
+                if constant
+            ],
         },
         "labels": settings.labels.to_dict(),
         "event_types": list(feature_config.event_types),
