@@ -10,13 +10,21 @@ Failure policy:
 
 - an input-contract failure is reported (error object, log line) and not
   raised, because retrying the same bytes cannot succeed;
+- a record, SQS message or task that cannot be parsed gets the outcome
+  ``invalid_event``, logged at ERROR with the reason, and is not retried;
+  the records beside it are processed;
 - any other failure (throttling, timeouts, a bad bundle) is logged with its
   traceback and raised after the other records of the event were
   processed, so Lambda retries the event and finally dead-letters it.
   Records scored by an earlier attempt are then skipped as duplicates.
+- SQS batches get a partial batch response instead of the raise:
+  ``batchItemFailures`` names the messages with such a failure, and only
+  they are delivered again. This needs ``ReportBatchItemFailures`` on the
+  event source mapping; without it Lambda deletes the whole batch.
 - Batch Operations get one result code per task instead:
-  ``PermanentFailure`` for contract failures and missing objects,
-  ``TemporaryFailure`` for the rest, which Batch Operations retries.
+  ``PermanentFailure`` for contract failures, malformed tasks and missing
+  objects, ``TemporaryFailure`` for the rest, which Batch Operations
+  retries.
 """
 
 from __future__ import annotations
@@ -46,8 +54,11 @@ from infer.bundle import Bundle, load_bundle  # noqa: E402
 from infer.errors import InputContractError  # noqa: E402
 from infer.events import (  # noqa: E402
     BatchInvocation,
+    EventFormatError,
+    InvalidRecord,
     ObjectRef,
     is_batch_invocation,
+    is_sqs_event,
     parse_batch_invocation,
     parse_notification,
 )
@@ -67,6 +78,7 @@ REJECTED = "rejected"
 IGNORED = "ignored"
 MISSING = "missing"
 FAILED = "failed"
+INVALID_EVENT = "invalid_event"
 
 # S3 Batch Operations result codes.
 SUCCEEDED = "Succeeded"
@@ -82,8 +94,8 @@ _state: dict[str, Any] = {"cold": True, "bundles": {}, "clients": {}}
 class Outcome:
     """Result of one object of an event: one log line, one entry of the return value."""
 
-    key: str
-    bucket: str
+    key: str | None
+    bucket: str | None
     outcome: str
     reason: str | None = None
     output_key: str | None = None
@@ -98,9 +110,10 @@ class Outcome:
     unseen_event_types: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     task_id: str | None = None
+    message_id: str | None = None
 
 
-def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Score every object named by ``event``; the Lambda entry point.
 
     Parameters
@@ -115,9 +128,11 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     -------
     dict
         For notifications, ``{"records": [...]}`` with one outcome per
-        record. For Batch Operations, the response Batch Operations
-        expects: ``invocationSchemaVersion``, ``treatMissingKeysAs``,
-        ``invocationId`` and one ``results`` entry per task.
+        record; for SQS batches also ``batchItemFailures``, the ids of the
+        messages to deliver again. For Batch Operations, the response
+        Batch Operations expects: ``invocationSchemaVersion``,
+        ``treatMissingKeysAs``, ``invocationId`` and one ``results`` entry
+        per task.
 
     Raises
     ------
@@ -125,7 +140,8 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         If the environment variables are invalid (nothing is processed).
     Exception
         The first non-contract failure of a notification's records, after
-        every record was processed.
+        every record was processed; not for SQS batches, which report
+        failed messages in ``batchItemFailures`` instead.
     """
     configure_logging()
     request_id = getattr(context, "aws_request_id", None)
@@ -141,29 +157,46 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         raise
     client = s3_client()
     if is_batch_invocation(event):
-        return _handle_batch(parse_batch_invocation(event), settings, client,
-                             request_id)
+        try:
+            invocation = parse_batch_invocation(event)
+        except EventFormatError as error:
+            return _reject_batch(event, str(error), request_id)
+        return _handle_batch(invocation, settings, client, request_id)
     return _handle_notification(event, settings, client, request_id)
 
 
 def _handle_notification(
-    event: Mapping[str, Any], settings: Settings, client: Any, request_id: str | None
+    event: Any, settings: Settings, client: Any, request_id: str | None
 ) -> dict[str, Any]:
     outcomes: list[Outcome] = []
-    failures: list[BaseException] = []
-    for ref in parse_notification(event):
-        outcome, failure = _process_logged(ref, settings, client, request_id)
+    failures: list[tuple[Outcome, BaseException]] = []
+    for parsed in parse_notification(event):
+        if isinstance(parsed, InvalidRecord):
+            outcomes.append(_invalid_logged(parsed, request_id))
+            continue
+        outcome, failure = _process_logged(parsed, settings, client, request_id)
         outcomes.append(outcome)
         if failure is not None:
-            failures.append(failure)
+            failures.append((outcome, failure))
+    response: dict[str, Any] = {"records": [asdict(outcome) for outcome in outcomes]}
+    sqs = is_sqs_event(event)
+    if sqs and all(outcome.message_id for outcome, _ in failures):
+        # Partial batch response: only the messages named here are
+        # delivered again; the event source mapping must enable
+        # ReportBatchItemFailures, or Lambda ignores the list.
+        failed_ids = dict.fromkeys(outcome.message_id for outcome, _ in failures)
+        response["batchItemFailures"] = [
+            {"itemIdentifier": message_id} for message_id in failed_ids
+        ]
+        return response
     if failures:
-        first = failures[0]
+        first = failures[0][1]
         first.add_note(
             f"{len(failures)} of {len(outcomes)} records failed; raised the first "
             f"so that the event is retried"
         )
         raise first
-    return {"records": [asdict(outcome) for outcome in outcomes]}
+    return response
 
 
 def _handle_batch(
@@ -171,9 +204,14 @@ def _handle_batch(
 ) -> dict[str, Any]:
     results = []
     for task in invocation.tasks:
-        outcome, _ = _process_logged(task, settings, client, request_id)
+        if isinstance(task, InvalidRecord):
+            outcome = _invalid_logged(task, request_id)
+        else:
+            outcome, _ = _process_logged(task, settings, client, request_id)
+        if outcome.task_id is None:
+            continue  # a task without an id cannot be answered
         results.append({
-            "taskId": task.task_id,
+            "taskId": outcome.task_id,
             "resultCode": _batch_result_code(outcome.outcome),
             "resultString": _batch_result_string(outcome),
         })
@@ -183,6 +221,42 @@ def _handle_batch(
         "invocationId": invocation.invocation_id,
         "results": results,
     }
+
+
+def _reject_batch(
+    event: Mapping[str, Any], reason: str, request_id: str | None
+) -> dict[str, Any]:
+    # The invocation itself is malformed: every task that has an id gets
+    # PermanentFailure, since retrying the same invocation cannot succeed.
+    tasks = event.get("tasks")
+    task_ids = [
+        str(task["taskId"]) for task in (tasks if isinstance(tasks, list) else [])
+        if isinstance(task, Mapping) and task.get("taskId") is not None
+    ]
+    if not task_ids:
+        _invalid_logged(InvalidRecord(reason), request_id)
+    results = []
+    for task_id in task_ids:
+        outcome = _invalid_logged(InvalidRecord(reason, task_id=task_id), request_id)
+        results.append({
+            "taskId": task_id,
+            "resultCode": PERMANENT_FAILURE,
+            "resultString": _batch_result_string(outcome),
+        })
+    return {
+        "invocationSchemaVersion": str(event.get("invocationSchemaVersion")),
+        "treatMissingKeysAs": PERMANENT_FAILURE,
+        "invocationId": str(event.get("invocationId", "")),
+        "results": results,
+    }
+
+
+def _invalid_logged(record: InvalidRecord, request_id: str | None) -> Outcome:
+    outcome = Outcome(key=None, bucket=None, outcome=INVALID_EVENT,
+                      reason=record.reason, task_id=record.task_id,
+                      message_id=record.message_id)
+    _log_outcome(outcome, request_id, None)
+    return outcome
 
 
 def _batch_result_code(outcome: str) -> str:
@@ -210,18 +284,29 @@ def _process_logged(
         failure = error
         outcome = Outcome(key=ref.key, bucket=ref.bucket, outcome=FAILED,
                           reason=f"{type(error).__name__}: {error}",
-                          task_id=ref.task_id)
+                          task_id=ref.task_id, message_id=ref.message_id)
     outcome.seconds = round(time.perf_counter() - started, 3)
+    _log_outcome(outcome, request_id, failure)
+    return outcome, failure
+
+
+def _log_outcome(
+    outcome: Outcome, request_id: str | None, failure: BaseException | None
+) -> None:
     fields = {name: value for name, value in asdict(outcome).items()
               if value is not None and value != {}}
     fields["request_id"] = request_id
     if failure is not None:
         log.error(LOG_MESSAGE, extra=fields, exc_info=failure)
+    elif outcome.outcome == INVALID_EVENT or (
+        outcome.outcome == REJECTED and outcome.error_key is None
+    ):
+        # Nothing was written for these: the log line is the only report.
+        log.error(LOG_MESSAGE, extra=fields)
     elif outcome.outcome in (REJECTED, MISSING):
         log.warning(LOG_MESSAGE, extra=fields)
     else:
         log.info(LOG_MESSAGE, extra=fields)
-    return outcome, failure
 
 
 def process_object(ref: ObjectRef, settings: Settings, client: Any) -> Outcome:
@@ -251,7 +336,7 @@ def process_object(ref: ObjectRef, settings: Settings, client: Any) -> Outcome:
         Any failure other than the input contract: S3 errors, a bad bundle.
     """
     outcome = Outcome(key=ref.key, bucket=ref.bucket, outcome=IGNORED,
-                      task_id=ref.task_id)
+                      task_id=ref.task_id, message_id=ref.message_id)
     if settings.relative_key(ref.key) is None:
         outcome.reason = f"key is outside INPUT_PREFIX {settings.input_prefix!r}"
         return outcome

@@ -10,6 +10,7 @@ import pytest
 
 from infer.events import (
     EventFormatError,
+    InvalidRecord,
     decode_key,
     is_batch_invocation,
     parse_batch_invocation,
@@ -98,19 +99,78 @@ def test_delete_not_created() -> None:
 
 
 def test_unknown_event_rejected() -> None:
-    with pytest.raises(EventFormatError, match="no 'Records' list"):
-        parse_notification({"hello": "world"})
+    (record,) = parse_notification({"hello": "world"})
+    assert isinstance(record, InvalidRecord)
+    assert "no 'Records' list" in record.reason
 
 
 def test_unknown_record_source_rejected() -> None:
-    with pytest.raises(EventFormatError, match="eventSource 'aws:dynamodb'"):
-        parse_notification({"Records": [{"eventSource": "aws:dynamodb"}]})
+    (record,) = parse_notification({"Records": [{"eventSource": "aws:dynamodb"}]})
+    assert isinstance(record, InvalidRecord)
+    assert "eventSource 'aws:dynamodb'" in record.reason
 
 
 def test_sqs_body_not_json() -> None:
     event = {"Records": [{"eventSource": "aws:sqs", "messageId": "1", "body": "hi"}]}
-    with pytest.raises(EventFormatError, match="SQS message body is not JSON"):
-        parse_notification(event)
+    (record,) = parse_notification(event)
+    assert record == InvalidRecord(
+        "SQS message body is not JSON (Expecting value: line 1 column 1 (char 0)); "
+        "expected an S3 notification or an EventBridge S3 event",
+        message_id="1",
+    )
+
+
+def test_sqs_bad_body_beside_good() -> None:
+    event = load("sqs_s3_put.json")
+    event["Records"].insert(0, {"eventSource": "aws:sqs", "messageId": "x",
+                                "body": "not json"})
+    records = parse_notification(event)
+    assert [type(r).__name__ for r in records] == [
+        "InvalidRecord", "ObjectRef", "ObjectRef"
+    ]
+
+
+def test_broken_record_beside_good() -> None:
+    event = load("s3_put.json")
+    event["Records"][0]["s3"]["object"].pop("key")
+    records = parse_notification(event)
+    assert isinstance(records[0], InvalidRecord)
+    assert records[1].key == "incoming/tenant-ä/Übersicht Q1.jsonl.gz"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [None, [], 7, "text", {"Records": [None, 3]}, {"Records": "x"},
+     {"Records": [{"eventSource": "aws:s3", "s3": []}]},
+     {"Records": [{"eventSource": "aws:s3", "s3": {"bucket": {"name": "b"},
+                                                   "object": {"key": 12}}}]},
+     {"Records": [{"eventSource": "aws:sns", "Sns": None}]},
+     {"source": "aws.s3", "detail": None}],
+)
+def test_wrong_types_invalid(event: Any) -> None:
+    records = parse_notification(event)
+    assert records
+    assert all(isinstance(r, InvalidRecord) for r in records)
+
+
+def test_batch_null_tasks_rejected() -> None:
+    event = load("batch_operations_v2.json") | {"tasks": None}
+    with pytest.raises(EventFormatError, match="'tasks' of type NoneType"):
+        parse_batch_invocation(event)
+
+
+def test_batch_bad_task_alone() -> None:
+    event = load("batch_operations_v2.json")
+    event["tasks"][1]["s3Key"] = 5
+    tasks = parse_batch_invocation(event).tasks
+    assert [type(t).__name__ for t in tasks] == [
+        "ObjectRef", "InvalidRecord", "ObjectRef"
+    ]
+    assert tasks[1].task_id == "dGFza2lkZ29lc2hlcmUy"
+
+
+def test_not_a_mapping_not_batch() -> None:
+    assert not is_batch_invocation(None)
 
 
 def test_batch_v1_bucket_from_arn() -> None:

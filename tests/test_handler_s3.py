@@ -496,3 +496,97 @@ def test_batch_throttling_temporary(
     (result,) = response["results"]
     assert result["resultCode"] == "TemporaryFailure"
     assert "SlowDown" in result["resultString"]
+
+
+def test_broken_record_beside_valid(
+    s3_client: Any, bucket: str, sample_files: dict[str, bytes],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    put(s3_client, bucket, EVENTS_JSONL_GZ, sample_files["events.jsonl.gz"])
+    event = load_event("s3_put.json", bucket)
+    event["Records"][0]["s3"]["object"]["key"] = 12
+
+    result = handler.lambda_handler(event, None)
+
+    assert outcomes(result) == ["invalid_event", "scored"]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (invalid,) = [line for line in lines if line.get("outcome") == "invalid_event"]
+    assert invalid["level"] == "ERROR"
+    assert "s3.object.key" in invalid["reason"]
+
+
+def test_sqs_bad_body_beside_valid(
+    s3_client: Any, bucket: str, sample_files: dict[str, bytes]
+) -> None:
+    put(s3_client, bucket, EVENTS_CSV, sample_files["events.csv"])
+    put(s3_client, bucket, EVENTS_JSONL_GZ, sample_files["events.jsonl.gz"])
+    event = load_event("sqs_s3_put.json", bucket)
+    event["Records"].append({"eventSource": "aws:sqs", "messageId": "m-bad",
+                             "body": "{not json"})
+
+    result = handler.lambda_handler(event, None)
+
+    assert outcomes(result) == ["scored", "scored", "invalid_event"]
+    assert result["records"][2]["message_id"] == "m-bad"
+    assert result["batchItemFailures"] == []
+
+
+def test_sqs_partial_batch_failure(
+    s3_client: Any, bucket: str, sample_files: dict[str, bytes]
+) -> None:
+    put(s3_client, bucket, EVENTS_CSV, sample_files["events.csv"])
+    put(s3_client, bucket, EVENTS_JSONL_GZ, sample_files["events.jsonl.gz"])
+    event = load_event("sqs_s3_put.json", bucket)
+    body = json.loads(event["Records"][0]["body"])
+    first, second = body["Records"]
+    event["Records"] = [
+        event["Records"][0] | {"messageId": "m-csv",
+                               "body": json.dumps({"Records": [first]})},
+        event["Records"][0] | {"messageId": "m-gz",
+                               "body": json.dumps({"Records": [second]})},
+    ]
+    client = handler.s3_client()
+    client.meta.events.register("before-call.s3.GetObject", _throttle_get)
+    try:
+        result = handler.lambda_handler(event, None)
+    finally:
+        client.meta.events.unregister("before-call.s3.GetObject", _throttle_get)
+
+    assert outcomes(result) == ["failed", "scored"]
+    assert result["batchItemFailures"] == [{"itemIdentifier": "m-csv"}]
+
+
+@pytest.mark.parametrize("event", [None, [], {"Records": [None]}, 5])
+def test_wrong_type_event_invalid(bucket: str, event: Any) -> None:
+    result = handler.lambda_handler(event, None)
+    assert outcomes(result) == ["invalid_event"]
+
+
+def test_batch_bad_task_permanent(
+    s3_client: Any, bucket: str, sample_files: dict[str, bytes]
+) -> None:
+    put(s3_client, bucket, EVENTS_JSONL_GZ, sample_files["events.jsonl.gz"])
+    event = load_event("batch_operations_v2.json", bucket)
+    event["tasks"][1]["s3Key"] = None
+
+    response = handler.lambda_handler(event, None)
+
+    codes = [r["resultCode"] for r in response["results"]]
+    assert codes == ["Succeeded", "PermanentFailure", "PermanentFailure"]
+    assert response["results"][1]["resultString"].startswith("invalid_event: ")
+
+
+def test_batch_null_tasks_answered(bucket: str) -> None:
+    event = load_event("batch_operations_v2.json", bucket) | {"tasks": None}
+    response = handler.lambda_handler(event, None)
+    assert response["results"] == []
+    assert response["invocationId"] == event["invocationId"]
+
+
+def test_batch_unknown_schema_permanent(bucket: str) -> None:
+    event = load_event("batch_operations_v2.json", bucket)
+    event["invocationSchemaVersion"] = "9.9"
+    response = handler.lambda_handler(event, None)
+    codes = {r["resultCode"] for r in response["results"]}
+    assert codes == {"PermanentFailure"}
+    assert len(response["results"]) == 3
