@@ -7,10 +7,11 @@ function and append it to ``COMMANDS``.
 
 ``score`` reads behaviour files, folders or globs, scores each file with
 one bundle, and prints one summary line per file. A file that breaks the
-input contract, yields no candidates, or an argument that matches no file
-is reported and skipped, and the exit code is 1 when any input failed.
-Problems with the arguments, the output destination or the bundle are
-found before any file is scored and give exit code 2.
+input contract, yields no candidates, fails with an unexpected error, or an
+argument that matches no file is reported and skipped, and the exit code
+is 1 when any input failed. Problems with the arguments, the output
+destination or the bundle are found before any file is scored and give
+exit code 2.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import glob
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -191,6 +193,12 @@ def add_score_command(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="hide the progress bar (it is hidden anyway when stderr is not a "
         "terminal)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="print the traceback of an unexpected error in a file to stderr "
+        "(the file is reported as failed either way)",
     )
     parser.set_defaults(handler=run_score)
 
@@ -489,6 +497,17 @@ def _score_one(
             seconds=time.perf_counter() - started,
             error=str(error),
         )
+    except Exception as error:
+        # One file must not stop the others, so an error that the input
+        # checks did not foresee fails only this file.
+        if args.debug:
+            traceback.print_exc(file=sys.stderr)
+        return FileSummary(
+            source=path.name,
+            outcome="failed",
+            seconds=time.perf_counter() - started,
+            error=_unexpected_message(error),
+        )
     if summary.candidates == 0:
         summary.outcome = "failed"
         summary.error = _no_candidates_message(
@@ -496,6 +515,14 @@ def _score_one(
         )
         summary.scores = None
     return summary
+
+
+def _unexpected_message(error: Exception) -> str:
+    return (
+        f"unexpected error {type(error).__name__}: {error}; the scorer does not "
+        f"check for this problem, so check the file's format, encoding and column "
+        f"types, and run again with --debug to see the traceback"
+    )
 
 
 def _no_candidates_message(as_of: int | None, lookback_days: float, given: bool) -> str:

@@ -48,6 +48,7 @@ _SUFFIXES = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
+_FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON Lines"}
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
 # Bytes read ahead to check the magic and parse the CSV header line.
@@ -206,24 +207,32 @@ def read_events(
     fmt, compressed = detect_format(name)
     canonical = tuple(c for c in ALL_COLUMNS if keep_item_id or c != ITEM_ID)
 
-    with _open(source) as raw:
-        head = raw.read(len(_PARQUET_MAGIC))
-        _check_magic(name, fmt, compressed, head)
-        stream: io.RawIOBase = _Prefixed(head, raw)
-        if fmt == "parquet":
-            blocks = _parquet_blocks(stream, source, name, mapping, canonical)
-        else:
-            if compressed:
-                stream = _Gunzip(stream, name)
-            if fmt == "csv":
-                blocks = _csv_blocks(stream, source, name, mapping, canonical)
+    try:
+        with _open(source) as raw:
+            head = raw.read(len(_PARQUET_MAGIC))
+            _check_magic(name, fmt, compressed, head)
+            stream: io.RawIOBase = _Prefixed(head, raw)
+            if fmt == "parquet":
+                blocks = _parquet_blocks(stream, source, name, mapping, canonical)
             else:
-                blocks = _jsonl_blocks(stream, name, mapping, canonical)
-        converted = validate.convert_blocks(blocks, name, mapping)
-    # The arrow memory of the parsed blocks is no longer needed.
-    pa.default_memory_pool().release_unused()
+                if compressed:
+                    stream = _Gunzip(stream, name)
+                if fmt == "csv":
+                    blocks = _csv_blocks(stream, source, name, mapping, canonical)
+                else:
+                    blocks = _jsonl_blocks(stream, name, mapping, canonical)
+            converted = validate.convert_blocks(blocks, name, mapping)
+        # The arrow memory of the parsed blocks is no longer needed.
+        pa.default_memory_pool().release_unused()
 
-    result = validate.finish(converted, name, as_of=as_of)
+        result = validate.finish(converted, name, as_of=as_of)
+    except pa.ArrowMemoryError:
+        raise
+    except (pa.ArrowException, UnicodeError) as error:
+        # NOTE: the known content problems raise their own messages above;
+        # this catches the ones not foreseen, so that a bad file is reported
+        # as an input-contract error and not retried as a crash.
+        raise _unforeseen_error(name, fmt, error) from error
     return ReadResult(
         events=result.events,
         source=name,
@@ -235,6 +244,16 @@ def read_events(
         first_rejected_row=result.first_rejected_row,
         seconds=time.perf_counter() - started,
         path=Path(source) if isinstance(source, str | os.PathLike) else None,
+    )
+
+
+def _unforeseen_error(name: str, fmt: str, error: Exception) -> InputContractError:
+    return InputContractError(
+        f"{name}: cannot read the {_FORMAT_NAMES[fmt]} file "
+        f"({type(error).__name__}: {error}); expected UTF-8 text with one string, "
+        f"time or number per field; check the file's encoding and the types of "
+        f"its columns",
+        source=name,
     )
 
 
@@ -451,6 +470,7 @@ def _csv_blocks(
     canonical: tuple[str, ...],
 ) -> Blocks:
     head = stream.read(_HEAD_BYTES)
+    _check_no_nul(head, name)
     header = _csv_header(head, name)
     validate.check_columns(header, name, mapping)
     wanted = [mapping[column] for column in canonical if mapping[column] in header]
@@ -701,6 +721,7 @@ def _jsonl_blocks(
             data = data[3:]
         if data.strip():
             if schema is None:
+                _check_no_nul(data, name, line)
                 schema = _jsonl_schema(data, mapping)
             table = _parse_jsonl_chunk(data, name, line, schema)
             if not checked:
@@ -719,6 +740,31 @@ def _jsonl_blocks(
             f"{name}: the file has no JSON objects; expected one event object per "
             f"line with keys user_id, topic, event_type, timestamp",
             source=name,
+        )
+
+
+def _check_no_nul(head: bytes, name: str, first_line: int = 1) -> None:
+    """Raise an input-contract error if the first non-blank line has NUL bytes.
+
+    UTF-8 text has no NUL bytes, but UTF-16 and UTF-32 text of ASCII
+    characters has one in every character. Python's JSON decoder would
+    otherwise take such bytes for UTF-16 and fail with a bare
+    UnicodeDecodeError.
+    """
+    start, number = 0, first_line
+    while True:
+        end = head.find(b"\n", start)
+        line = head[start:] if end < 0 else head[start:end]
+        if line.strip() or end < 0:
+            break
+        start, number = end + 1, number + 1
+    if b"\x00" in line:
+        raise InputContractError(
+            f"{name}: line {number} has NUL bytes (it starts {line[:20]!r}), as "
+            f"UTF-16 or UTF-32 text and binary files have; expected UTF-8 text; "
+            f"re-export the file as UTF-8",
+            source=name,
+            row=number,
         )
 
 
@@ -759,8 +805,11 @@ def _jsonl_schema(data: bytes, mapping: Mapping[str, str]) -> pa.Schema:
     """
     first = next((line for line in data.split(b"\n") if line.strip()), b"{}")
     try:
-        record = json.loads(first)
-    except json.JSONDecodeError:
+        # Decoded here, because json.loads would guess UTF-16 or UTF-32 for
+        # some bytes; pyarrow reads only UTF-8.
+        record = json.loads(first.decode("utf-8"))
+    except (ValueError, RecursionError):
+        # pyarrow's parse of the chunk reports the problem with its line.
         return pa.schema([])
     if isinstance(record, dict) and isinstance(record.get(mapping[TIMESTAMP]), str):
         return pa.schema([(mapping[TIMESTAMP], pa.string())])
@@ -806,11 +855,13 @@ def _find_jsonl_problem(data: bytes, first_line: int) -> tuple[int | None, str]:
         if not text.strip():
             continue
         try:
-            record = json.loads(text)
+            record = json.loads(text.decode("utf-8"))
         except json.JSONDecodeError as error:
             return number, f"{error.msg} at column {error.colno}"
         except UnicodeDecodeError:
             return number, f"found {text[:100]!r}, which is not valid UTF-8 text"
+        except RecursionError:
+            return number, "the JSON value is nested too deeply"
         if not isinstance(record, dict):
             return number, f"found a JSON {_JSON_TYPE_NAMES.get(type(record), 'value')}"
         for key, value in record.items():

@@ -11,6 +11,8 @@ rows that are readable but unusable.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -232,7 +234,9 @@ def convert_blocks(
                 dictionary = converted.dictionaries.setdefault(
                     column, GrowingDictionary()
                 )
-                array = _to_dictionary(batch.column(mapping[column]))
+                array = _to_dictionary(
+                    batch.column(mapping[column]), source, mapping[column], first_row
+                )
                 converted.append(column, dictionary.encode(array))
         stamps, kind = _convert_timestamps(
             batch.column(mapping[TIMESTAMP]),
@@ -261,14 +265,87 @@ def convert_blocks(
     return converted
 
 
-def _to_dictionary(array: pa.Array) -> pa.Array:
+def _to_dictionary(
+    array: pa.Array, source: str, column: str, first_row: int
+) -> pa.Array:
+    """Return a string column as ``dictionary<int32, string>``.
+
+    Numbers and booleans become their text. Raises an
+    ``InputContractError`` for lists, objects and other nested values, and
+    for binary values that are not UTF-8.
+    """
     if pa.types.is_dictionary(array.type):
         if array.type.value_type == pa.string():
             return array.cast(_DICT) if array.type.index_type != pa.int32() else array
-        return array.cast(pa.dictionary(array.type.index_type, pa.string())).cast(_DICT)
-    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-        array = array.cast(pa.string())
-    return pc.dictionary_encode(array.cast(pa.string())).cast(_DICT)
+        array = array.dictionary_decode()
+    if pa.types.is_nested(array.type):
+        raise _nested_error(array, source, column, first_row)
+    try:
+        text = array.cast(pa.string())
+    except pa.ArrowInvalid as error:
+        index = _first_invalid_utf8(array)
+        if index is None:
+            raise _text_type_error(array, source, column, error) from error
+        row = first_row + index
+        value = array.slice(index, 1).cast(pa.binary())[0].as_py()
+        raise InputContractError(
+            f"{source}: column {column!r} at data row {row}: expected UTF-8 text, "
+            f"found {value[:100]!r}, which is not valid UTF-8; write the column "
+            f"as UTF-8 strings",
+            source=source,
+            row=row,
+        ) from error
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
+        raise _text_type_error(array, source, column, error) from error
+    return pc.dictionary_encode(text).cast(_DICT)
+
+
+def _nested_error(
+    array: pa.Array, source: str, column: str, first_row: int
+) -> InputContractError:
+    """Build the error for a list, object or other nested column of strings."""
+    valid = np.flatnonzero(np.asarray(array.is_valid(), dtype=bool))
+    fix = (
+        "write one string per row in this column (one row per topic for an event "
+        "with several topics)"
+    )
+    if len(valid) == 0:
+        return InputContractError(
+            f"{source}: column {column!r} has type {array.type}; expected strings; "
+            f"{fix}",
+            source=source,
+        )
+    index = int(valid[0])
+    row = first_row + index
+    shown = json.dumps(array[index].as_py(), default=str)[:100]
+    return InputContractError(
+        f"{source}: column {column!r} at data row {row}: expected a string, found "
+        f"{shown} (type {array.type}); {fix}",
+        source=source,
+        row=row,
+    )
+
+
+def _text_type_error(
+    array: pa.Array, source: str, column: str, error: pa.ArrowException
+) -> InputContractError:
+    return InputContractError(
+        f"{source}: column {column!r} has type {array.type}, which cannot be read "
+        f"as text ({error}); expected strings; write the column as UTF-8 strings",
+        source=source,
+    )
+
+
+def _first_invalid_utf8(array: pa.Array) -> int | None:
+    """Return the index of the first binary value that is not UTF-8, or None."""
+    try:
+        as_text = array.cast(pa.large_binary()).view(pa.large_string())
+        as_text.validate(full=True)
+    except pa.ArrowException as error:
+        # pyarrow 26: "Invalid UTF8 sequence at string index N".
+        found = re.search(r"UTF8 sequence at string index (\d+)", str(error))
+        return int(found.group(1)) if found else None
+    return None
 
 
 def _first_row(mask: np.ndarray, first_row: int) -> int:
@@ -295,15 +372,14 @@ def _convert_timestamps(
             source=source,
             row=row,
         )
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
     kind = array.type
     if pa.types.is_timestamp(kind):
         return _timestamp_seconds(array), "timestamp"
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         stamps, found = array.cast(pa.float64()), "numeric"
     else:
-        if pa.types.is_dictionary(kind):
-            array = array.cast(pa.string())
-            kind = array.type
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             raise InputContractError(
                 f"{source}: column {column!r} has type {kind}; {_FIX_TIMESTAMP}",
@@ -475,10 +551,10 @@ def _convert_values(
     array: pa.Array, source: str, column: str, first_row: int
 ) -> pa.Array:
     if pa.types.is_dictionary(array.type):
-        array = array.cast(pa.string())
+        array = array.dictionary_decode()
     try:
         values = pc.cast(array, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
         texts = array.to_pylist()
         for index, text in enumerate(texts):
             try:
@@ -494,7 +570,9 @@ def _convert_values(
                     row=row,
                 ) from error
         raise InputContractError(
-            f"{source}: column {column!r} has type {array.type}; expected numbers",
+            f"{source}: column {column!r} has type {array.type}; expected numbers; "
+            f"write plain numbers such as 4.5, or leave the field empty for the "
+            f"default {DEFAULT_VALUE}",
             source=source,
         ) from error
     return pc.fill_null(values, DEFAULT_VALUE)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from infer import cli
 from infer.cli import expand_inputs, find_inputs, main, parse_as_of
 from tests.test_bundle import make_tiny_bundle
 
@@ -273,8 +277,14 @@ def test_cli_unmatched_input_fails(
 ) -> None:
     out = tmp_path / "scores.csv"
     missing = str(tmp_path / "missing.csv")
-    code = score(str(inputs / "basic.csv"), missing, "--model", str(bundle_dir),
-                 "--out", str(out))
+    code = score(
+        str(inputs / "basic.csv"),
+        missing,
+        "--model",
+        str(bundle_dir),
+        "--out",
+        str(out),
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert len(pd.read_csv(out)) == 4
@@ -288,8 +298,15 @@ def test_cli_out_is_input_rejected(
     source = tmp_path / "events.csv"
     shutil.copy(inputs / "basic.csv", source)
     before = source.read_bytes()
-    code = score(str(source), "--model", str(bundle_dir), "--out",
-                 str(tmp_path / "." / "events.csv"), "--format", "csv")
+    code = score(
+        str(source),
+        "--model",
+        str(bundle_dir),
+        "--out",
+        str(tmp_path / "." / "events.csv"),
+        "--format",
+        "csv",
+    )
     assert code == 2
     assert source.read_bytes() == before
     assert "scoring would overwrite it" in capsys.readouterr().err
@@ -304,8 +321,15 @@ def test_cli_as_of_after_events_fails(
     as_of: str,
 ) -> None:
     out = tmp_path / "scores.csv"
-    code = score(str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out",
-                 str(out), "--as-of", as_of)
+    code = score(
+        str(inputs / "basic.csv"),
+        "--model",
+        str(bundle_dir),
+        "--out",
+        str(out),
+        "--as-of",
+        as_of,
+    )
     printed = capsys.readouterr().out
     assert code == 1
     assert not out.exists()
@@ -330,8 +354,15 @@ def test_cli_negative_as_of_usage_error(
     inputs: Path, bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as caught:
-        score(str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out",
-              str(tmp_path / "s.csv"), "--as-of", "-5")
+        score(
+            str(inputs / "basic.csv"),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            str(tmp_path / "s.csv"),
+            "--as-of",
+            "-5",
+        )
     assert caught.value.code == 2
     assert "ISO-8601 such as 2024-06-10T06:13:20Z" in capsys.readouterr().err
 
@@ -341,8 +372,13 @@ def test_cli_out_parent_is_file(
 ) -> None:
     blocker = tmp_path / "taken"
     blocker.write_text("x")
-    code = score(str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out",
-                 str(blocker / "sub" / "s.parquet"))
+    code = score(
+        str(inputs / "basic.csv"),
+        "--model",
+        str(bundle_dir),
+        "--out",
+        str(blocker / "sub" / "s.parquet"),
+    )
     captured = capsys.readouterr()
     assert code == 2
     assert captured.out == ""
@@ -354,8 +390,9 @@ def test_cli_gzip_output(
     inputs: Path, bundle_dir: Path, tmp_path: Path, name: str
 ) -> None:
     out = tmp_path / name
-    code = score(str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out",
-                 str(out))
+    code = score(
+        str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out", str(out)
+    )
     lines = gzip.decompress(out.read_bytes()).decode().splitlines()
     assert code == 0
     assert len(lines) == (5 if name.startswith("s.csv") else 4)
@@ -369,8 +406,13 @@ def test_cli_unknown_out_suffix(
     capsys: pytest.CaptureFixture[str],
     name: str,
 ) -> None:
-    code = score(str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out",
-                 str(tmp_path / name))
+    code = score(
+        str(inputs / "basic.csv"),
+        "--model",
+        str(bundle_dir),
+        "--out",
+        str(tmp_path / name),
+    )
     assert code == 2
     assert "cannot tell the output format" in capsys.readouterr().err
 
@@ -379,8 +421,15 @@ def test_cli_unknown_suffix_with_format(
     inputs: Path, bundle_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "s.txt"
-    code = score(str(inputs / "basic.csv"), "--model", str(bundle_dir), "--out",
-                 str(out), "--format", "csv")
+    code = score(
+        str(inputs / "basic.csv"),
+        "--model",
+        str(bundle_dir),
+        "--out",
+        str(out),
+        "--format",
+        "csv",
+    )
     assert code == 0
     assert len(pd.read_csv(out)) == 4
 
@@ -406,3 +455,97 @@ def test_find_inputs_glob_base(tmp_path: Path) -> None:
     (tmp_path / "x" / "y" / "e.csv").write_text("")
     files, _ = find_inputs([str(tmp_path / "x" / "**" / "*.csv")])
     assert [item.relative.as_posix() for item in files] == ["y/e.csv"]
+
+
+def score_args(paths: list[Path], bundle_dir: Path, out: Path) -> list[str]:
+    return [
+        "score",
+        *[str(path) for path in paths],
+        "--model",
+        str(bundle_dir),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+
+
+def test_cli_list_column_file_skipped(
+    inputs: Path, bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "lists.parquet"
+    table = pa.table(
+        {
+            "user_id": ["u1"],
+            "topic": [["a", "b"]],
+            "event_type": ["view"],
+            "timestamp": [1_718_000_000],
+        }
+    )
+    pq.write_table(table, bad)
+    out = tmp_path / "scores.csv"
+    code = main(score_args([bad, inputs / "basic.csv"], bundle_dir, out))
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert len(pd.read_csv(out)) == 4
+    assert re.fullmatch(
+        r"lists\.parquet: failed after \d+\.\d\ds: column 'topic' at data row 1: "
+        r"expected a string, found \[\"a\", \"b\"\] \(type list<element: string>\); "
+        r"write one string per row in this column \(one row per topic for an "
+        r"event with several topics\)",
+        lines[0],
+    )
+
+
+def fail_on(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make score_file raise a RuntimeError for the file called ``name``."""
+    real = cli.score_file
+
+    def score_file(path: Path, *args: Any, **kwargs: Any) -> Any:
+        if Path(path).name == name:
+            raise RuntimeError("injected failure")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "score_file", score_file)
+
+
+def test_cli_unexpected_error_continues(
+    inputs: Path,
+    bundle_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fail_on("crlf.csv", monkeypatch)
+    out = tmp_path / "scores.csv"
+    code = main(
+        score_args([inputs / "crlf.csv", inputs / "basic.csv"], bundle_dir, out)
+    )
+    printed = capsys.readouterr()
+    lines = printed.out.splitlines()
+    assert code == 1
+    assert len(pd.read_csv(out)) == 4
+    assert re.fullmatch(
+        r"crlf\.csv: failed after \d+\.\d\ds: unexpected error RuntimeError: "
+        r"injected failure; the scorer does not check for this problem, so check "
+        r"the file's format, encoding and column types, and run again with "
+        r"--debug to see the traceback",
+        lines[0],
+    )
+    assert lines[1].startswith("basic.csv: ok ")
+    assert "Traceback" not in printed.err
+
+
+def test_cli_unexpected_error_debug_traceback(
+    inputs: Path,
+    bundle_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fail_on("crlf.csv", monkeypatch)
+    args = score_args([inputs / "crlf.csv"], bundle_dir, tmp_path / "scores.csv")
+    code = main([*args, "--debug"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback (most recent call last)" in err
+    assert "RuntimeError: injected failure" in err

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from infer.errors import InputContractError
@@ -446,3 +448,142 @@ def test_read_jsonl_invalid_utf8(tmp_path: Path) -> None:
         "events.jsonl: key 'user_id' at data row 2: expected UTF-8 text, found "
         "b'Jos\\xe9', which is not valid UTF-8; re-export the file as UTF-8"
     )
+
+
+JSON_EVENT = (
+    '{"user_id": "u1", "topic": "a", "event_type": "view", "timestamp": 1718000000}'
+)
+
+
+def test_read_jsonl_utf16_without_bom(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(f"{JSON_EVENT}\n{JSON_EVENT}\n".encode("utf-16-be"))
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row == 1
+    assert str(caught.value) == (
+        "events.jsonl: line 1 has NUL bytes (it starts "
+        "b'\\x00{\\x00\"\\x00u\\x00s\\x00e\\x00r\\x00_\\x00i\\x00d\\x00\"'), as "
+        "UTF-16 or UTF-32 text and binary files have; expected UTF-8 text; "
+        "re-export the file as UTF-8"
+    )
+
+
+def test_read_jsonl_nul_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(f"\x00{JSON_EVENT}\n{JSON_EVENT}\n".encode())
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert str(caught.value) == (
+        'events.jsonl: line 1 has NUL bytes (it starts b\'\\x00{"user_id": '
+        '"u1", "\'), as UTF-16 or UTF-32 text and binary files have; expected '
+        "UTF-8 text; re-export the file as UTF-8"
+    )
+
+
+def test_read_jsonl_nul_later_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(f"{JSON_EVENT}\n\x00{JSON_EVENT}\n".encode())
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row == 2
+    assert str(caught.value) == (
+        "events.jsonl: line 2 is not a valid JSON event object: Expecting value "
+        "at column 1; write one JSON object per line, with the same type for "
+        "each key on every line"
+    )
+
+
+def test_read_csv_utf16(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_bytes((HEADER + event_lines(2)).encode("utf-16-le"))
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert str(caught.value) == (
+        "events.csv: line 1 has NUL bytes (it starts "
+        "b'u\\x00s\\x00e\\x00r\\x00_\\x00i\\x00d\\x00,\\x00t\\x00o\\x00'), as "
+        "UTF-16 or UTF-32 text and binary files have; expected UTF-8 text; "
+        "re-export the file as UTF-8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("topic", "found"),
+    [
+        ('["a", "b"]', '["a", "b"] (type list<item: string>)'),
+        ('{"name": "a"}', '{"name": "a"} (type struct<name: string>)'),
+    ],
+)
+def test_read_jsonl_nested_topic_first_line(
+    tmp_path: Path, topic: str, found: str
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        f'{{"user_id": "u1", "topic": {topic}, "event_type": "view", '
+        f'"timestamp": {T0}}}\n'
+    )
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row == 1
+    assert str(caught.value) == (
+        f"events.jsonl: column 'topic' at data row 1: expected a string, found "
+        f"{found}; write one string per row in this column (one row per topic "
+        f"for an event with several topics)"
+    )
+
+
+def test_read_parquet_list_column(tmp_path: Path) -> None:
+    path = tmp_path / "events.parquet"
+    table = pa.table(
+        {
+            "user_id": ["u1", "u2"],
+            "topic": [None, ["a", "b"]],
+            "event_type": ["view", "view"],
+            "timestamp": [T0, T0],
+        }
+    )
+    pq.write_table(table, path)
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row == 2
+    assert str(caught.value) == (
+        "events.parquet: column 'topic' at data row 2: expected a string, found "
+        '["a", "b"] (type list<element: string>); write one string per row in '
+        "this column (one row per topic for an event with several topics)"
+    )
+
+
+def test_read_parquet_binary_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "events.parquet"
+    table = pa.table(
+        {
+            "user_id": pa.array([b"u1", b"Jos\xe9"], pa.binary()),
+            "topic": ["a", "b"],
+            "event_type": ["view", "view"],
+            "timestamp": [T0, T0],
+        }
+    )
+    pq.write_table(table, path)
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row == 2
+    assert str(caught.value) == (
+        "events.parquet: column 'user_id' at data row 2: expected UTF-8 text, "
+        "found b'Jos\\xe9', which is not valid UTF-8; write the column as UTF-8 "
+        "strings"
+    )
+
+
+def test_read_parquet_binary_utf8_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "events.parquet"
+    table = pa.table(
+        {
+            "user_id": pa.array([b"u1", "José".encode()], pa.binary()),
+            "topic": ["a", "b"],
+            "event_type": ["view", "view"],
+            "timestamp": [T0, T0],
+        }
+    )
+    pq.write_table(table, path)
+    events = read_events(path).events
+    assert list(events["user_id"]) == ["u1", "José"]
