@@ -27,7 +27,7 @@ from infer.errors import InputContractError
 from infer.features import build_features
 from infer.output import write_scores
 from infer.reader import read_events
-from infer.schema import OUTPUT_COLUMNS, TIMESTAMP, TOPIC, USER_ID
+from infer.schema import OUTPUT_COLUMNS, SECONDS_PER_DAY, TIMESTAMP, TOPIC, USER_ID
 
 # Events per chunk of users. The feature builder's temporary arrays (codes,
 # ages, weights) took about 85 bytes per event on a simulated file, so a
@@ -47,11 +47,16 @@ class ScoreStats:
     ``inference`` and ``write`` (the phases that did not run are absent).
     ``unseen_event_types`` counts history events per event type outside
     the bundle's vocabulary, which were scored as the catch-all type.
+    ``ignored_before_lookback`` counts the events at or before ``as_of``
+    minus the bundle's lookback, and ``ignored_after_as_of`` the events
+    after ``as_of``; the feature builder leaves both out.
     """
 
     rows: int = 0
     users: int = 0
     candidates: int = 0
+    ignored_before_lookback: int = 0
+    ignored_after_as_of: int = 0
     as_of: int | None = None
     unseen_event_types: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -118,6 +123,9 @@ def score_events(
         as_of = int(events[TIMESTAMP].max())
     stats = ScoreStats(rows=len(events), as_of=int(as_of))
     stats.seconds = {"features": 0.0, "inference": 0.0}
+    stats.ignored_before_lookback, stats.ignored_after_as_of = _count_outside_history(
+        events[TIMESTAMP], int(as_of), bundle.feature_config.lookback_days
+    )
 
     parts: list[tuple[pd.DataFrame, np.ndarray]] = []
     for chunk in _user_chunks(events, chunk_events):
@@ -140,6 +148,24 @@ def score_events(
     stats.candidates = len(keys)
     stats.users = int(keys[USER_ID].nunique()) if len(keys) else 0
     return ScoreResult(scores=scores, stats=stats)
+
+
+def _count_outside_history(
+    timestamps: pd.Series, as_of: int, lookback_days: float
+) -> tuple[int, int]:
+    """Return the numbers of events before the lookback and after ``as_of``.
+
+    The bounds are those of ``infer.features.select_history``. The counts
+    are taken ``_COUNT_ROWS`` rows at a time to bound the temporary masks.
+    """
+    values = timestamps.to_numpy()
+    start = as_of - lookback_days * SECONDS_PER_DAY
+    before = after = 0
+    for offset in range(0, len(values), _COUNT_ROWS):
+        part = values[offset : offset + _COUNT_ROWS]
+        before += int(np.count_nonzero(part <= start))
+        after += int(np.count_nonzero(part > as_of))
+    return before, after
 
 
 def _user_chunks(events: pd.DataFrame, chunk_events: int) -> Iterator[pd.DataFrame]:
@@ -292,6 +318,8 @@ class FileSummary:
     rejected: dict[str, int] = field(default_factory=dict)
     users: int = 0
     candidates: int = 0
+    ignored_before_lookback: int = 0
+    ignored_after_as_of: int = 0
     unseen_event_types: dict[str, int] = field(default_factory=dict)
     timestamp_unit: str | None = None
     as_of: int | None = None
@@ -320,6 +348,8 @@ class FileSummary:
             f"rejected={_counts(self.rejected)}",
             f"users={self.users}",
             f"candidates={self.candidates}",
+            f"ignored_before_lookback={self.ignored_before_lookback}",
+            f"ignored_after_as_of={self.ignored_after_as_of}",
             f"unseen_event_types={_counts(self.unseen_event_types)}",
             f"timestamps={self.timestamp_unit}",
             f"as_of={self.as_of}",
@@ -396,6 +426,8 @@ def score_file(
         rejected=dict(read.rejected),
         users=stats.users,
         candidates=stats.candidates,
+        ignored_before_lookback=stats.ignored_before_lookback,
+        ignored_after_as_of=stats.ignored_after_as_of,
         unseen_event_types=stats.unseen_event_types,
         timestamp_unit=read.timestamp_unit,
         as_of=stats.as_of,

@@ -549,3 +549,26 @@ def test_cli_unexpected_error_debug_traceback(
     assert code == 1
     assert "Traceback (most recent call last)" in err
     assert "RuntimeError: injected failure" in err
+
+
+def test_cli_summary_counts_ignored(
+    bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    t0 = 1_718_000_000
+    path = tmp_path / "events.csv"
+    path.write_text(
+        "user_id,topic,event_type,timestamp\n"
+        f"u1,a,view,{t0 - 200 * 86_400}\n"
+        f"u1,a,view,{t0}\n"
+        f"u1,b,view,{t0 + 60}\n"
+    )
+    args = score_args([path], bundle_dir, tmp_path / "scores.csv")
+    code = main([*args, "--as-of", str(t0)])
+    line = capsys.readouterr().out.splitlines()[0]
+    assert code == 0
+    assert re.fullmatch(
+        r"events\.csv: ok rows=3 rejected=0 users=1 candidates=1 "
+        r"ignored_before_lookback=1 ignored_after_as_of=1 unseen_event_types=0 "
+        rf"timestamps=seconds as_of={t0} seconds=\d+\.\d\d",
+        line,
+    )

@@ -234,3 +234,42 @@ def test_score_chunks_unsorted_users(bundle: Bundle) -> None:
 def test_score_chunk_events_invalid(bundle: Bundle) -> None:
     with pytest.raises(ValueError, match="chunk_events must be >= 1, got 0"):
         score_events(frame([("u1", "a", "view", T0)]), bundle, chunk_events=0)
+
+
+def outside_history_frame() -> pd.DataFrame:
+    """Return events of which 2 are before the 90-day lookback and 1 after T0."""
+    return frame([
+        ("u1", "a", "view", T0 - 90 * DAY),
+        ("u1", "a", "view", T0 - 200 * DAY),
+        ("u1", "a", "view", T0 - 90 * DAY + 1),
+        ("u1", "b", "view", T0),
+        ("u2", "c", "view", T0 + 3600),
+    ])
+
+
+def test_score_counts_ignored_events(bundle: Bundle) -> None:
+    stats = score_events(outside_history_frame(), bundle, as_of=T0).stats
+    assert stats.ignored_before_lookback == 2
+    assert stats.ignored_after_as_of == 1
+    assert stats.candidates == 2
+
+
+def test_score_counts_ignored_across_chunks(bundle: Bundle) -> None:
+    stats = score_events(
+        outside_history_frame(), bundle, as_of=T0, chunk_events=1
+    ).stats
+    assert stats.ignored_before_lookback == 2
+    assert stats.ignored_after_as_of == 1
+
+
+def test_score_file_reports_ignored(tmp_path: Path, bundle: Bundle) -> None:
+    path = tmp_path / "events.csv"
+    outside_history_frame().to_csv(path, index=False)
+    summary = score_file(path, bundle, as_of=T0)
+    data = summary.to_dict()
+    assert data["ignored_before_lookback"] == 2
+    assert data["ignored_after_as_of"] == 1
+    assert (
+        "candidates=2 ignored_before_lookback=2 ignored_after_as_of=1 "
+        in summary.line()
+    )
