@@ -79,6 +79,7 @@ IGNORED = "ignored"
 MISSING = "missing"
 FAILED = "failed"
 INVALID_EVENT = "invalid_event"
+SUPERSEDED = "superseded"
 
 # S3 Batch Operations result codes.
 SUCCEEDED = "Succeeded"
@@ -108,6 +109,8 @@ class Outcome:
     users: int | None = None
     candidates: int | None = None
     unseen_event_types: dict[str, int] = field(default_factory=dict)
+    ignored_before_lookback: int | None = None
+    ignored_after_as_of: int | None = None
     seconds: float = 0.0
     task_id: str | None = None
     message_id: str | None = None
@@ -260,7 +263,7 @@ def _invalid_logged(record: InvalidRecord, request_id: str | None) -> Outcome:
 
 
 def _batch_result_code(outcome: str) -> str:
-    if outcome in (SCORED, DUPLICATE):
+    if outcome in (SCORED, DUPLICATE, SUPERSEDED):
         return SUCCEEDED
     if outcome == FAILED:
         return TEMPORARY_FAILURE
@@ -324,11 +327,13 @@ def process_object(ref: ObjectRef, settings: Settings, client: Any) -> Outcome:
     Returns
     -------
     Outcome
-        ``scored``, ``duplicate`` (scores of this ETag and model exist),
-        ``rejected`` (error report written, or one of this ETag and model
-        exists), ``ignored`` (outside the input
-        prefix, or not an object-created record) or ``missing`` (the object
-        is gone).
+        ``scored``; ``duplicate`` (scores of this ETag, model and top-k
+        exist); ``rejected`` (error report written, or one of this ETag and
+        model exists, or the output key would pass S3's key length limit);
+        ``superseded`` (the event names a version that is no longer the
+        current one); ``ignored`` (outside the input prefix, a folder
+        placeholder, or not an object-created record) or ``missing`` (the
+        object is gone).
 
     Raises
     ------
@@ -340,27 +345,52 @@ def process_object(ref: ObjectRef, settings: Settings, client: Any) -> Outcome:
     if settings.relative_key(ref.key) is None:
         outcome.reason = f"key is outside INPUT_PREFIX {settings.input_prefix!r}"
         return outcome
+    if ref.key.endswith("/"):
+        outcome.reason = "key ends in '/': a folder placeholder, not a file"
+        return outcome
     if not ref.is_created:
         outcome.reason = f"event {ref.event_name!r} does not create an object"
         return outcome
+    output_key = settings.output_key(ref.key)
+    error_key = settings.error_key(ref.key)
+    too_long = _key_length_problem(ref.key, output_key, error_key)
+    if too_long is not None:
+        outcome.outcome = REJECTED
+        outcome.reason = too_long
+        return outcome
 
-    source = s3io.head_object(client, ref.bucket, ref.key, ref.version_id)
+    # The current object, not the version the event names: scoring an
+    # older version would overwrite the scores of a newer one.
+    source = s3io.head_object(client, ref.bucket, ref.key)
     if source is None:
         outcome.outcome = MISSING
         outcome.reason = "the object no longer exists"
         return outcome
     outcome.etag = source.etag
     outcome.version_id = source.version_id
+    if ref.version_id and source.version_id and ref.version_id != source.version_id:
+        outcome.outcome = SUPERSEDED
+        outcome.reason = (
+            f"the event names version {ref.version_id!r}, but the current version "
+            f"is {source.version_id!r}; its own event scores the current version"
+        )
+        return outcome
+    if ref.etag and ref.etag != source.etag:
+        # Unversioned bucket: the object was replaced after the event; the
+        # current content is scored, as the newer event would do.
+        outcome.reason = (
+            f"the event names ETag {ref.etag}, the object now has ETag "
+            f"{source.etag}; the current object is processed"
+        )
 
     bundle = get_bundle(settings, client)
     outcome.model_version = bundle.model_version
-    output_key = settings.output_key(ref.key)
     existing = s3io.head_object(client, ref.bucket, output_key)
-    if s3io.is_current_output(existing, source.etag, bundle.model_version):
+    if s3io.is_current_scores(existing, source.etag, bundle.model_version,
+                              settings.top_k):
         outcome.outcome = DUPLICATE
         outcome.output_key = output_key
         return outcome
-    error_key = settings.error_key(ref.key)
     report = s3io.head_object(client, ref.bucket, error_key)
     if s3io.is_current_output(report, source.etag, bundle.model_version):
         outcome.outcome = REJECTED
@@ -369,6 +399,7 @@ def process_object(ref: ObjectRef, settings: Settings, client: Any) -> Outcome:
             f"already rejected: {error_key} reports this ETag and model version; "
             f"upload a corrected file to score it"
         )
+        _remove_stale_scores(client, ref.bucket, output_key, existing, source.etag)
         return outcome
 
     try:
@@ -376,14 +407,48 @@ def process_object(ref: ObjectRef, settings: Settings, client: Any) -> Outcome:
     except InputContractError as error:
         outcome.outcome = REJECTED
         outcome.reason = str(error)
-        outcome.error_key = settings.error_key(ref.key)
+        outcome.error_key = error_key
         s3io.write_error_report(
             client, ref.bucket, outcome.error_key,
             source_key=ref.key, reason=str(error), etag=source.etag,
             version_id=source.version_id, model_version=bundle.model_version,
             row=error.row,
         )
+        _remove_stale_scores(client, ref.bucket, output_key, existing, source.etag)
     return outcome
+
+
+def _key_length_problem(key: str, output_key: str, error_key: str) -> str | None:
+    lengths = {name: s3io.key_bytes(value)
+               for name, value in (("scores", output_key), ("error report", error_key))}
+    too_long = {name: n for name, n in lengths.items() if n > s3io.MAX_KEY_BYTES}
+    if not too_long:
+        return None
+    listed = ", ".join(f"{name} key {n} bytes" for name, n in too_long.items())
+    excess = max(too_long.values()) - s3io.MAX_KEY_BYTES
+    return (
+        f"{key}: the input key is {s3io.key_bytes(key)} bytes of UTF-8 and its "
+        f"output keys would pass S3's limit of {s3io.MAX_KEY_BYTES} bytes "
+        f"({listed}); nothing was written; shorten the key by at least "
+        f"{excess} bytes and upload it again"
+    )
+
+
+def _remove_stale_scores(
+    client: Any, bucket: str, output_key: str, existing: s3io.ObjectInfo | None,
+    source_etag: str,
+) -> None:
+    # Scores of an earlier upload of the same key describe a version that
+    # is no longer current once the new upload is rejected.
+    if existing is None or existing.metadata.get(s3io.META_SOURCE_ETAG) == source_etag:
+        return
+    client.delete_object(Bucket=bucket, Key=output_key)
+    log.warning("stale scores deleted", extra={
+        "bucket": bucket,
+        "output_key": output_key,
+        "stale_source_etag": existing.metadata.get(s3io.META_SOURCE_ETAG),
+        "etag": source_etag,
+    })
 
 
 def _score_object(
@@ -397,11 +462,14 @@ def _score_object(
     s3io.check_object_size(ref.key, source.size, settings.max_object_bytes)
     with s3io.open_object(
         client, ref.bucket, ref.key,
-        etag=source.etag, version_id=ref.version_id or source.version_id,
+        etag=source.etag, version_id=source.version_id,
         stored_size=source.size, max_object_bytes=settings.max_object_bytes,
         max_ratio=settings.max_decompression_ratio,
     ) as opened:
-        read = read_events(opened.source, name=opened.name, keep_item_id=False)
+        try:
+            read = read_events(opened.source, name=opened.name, keep_item_id=False)
+        except InputContractError as error:
+            raise _with_real_key(error, opened.name, ref.key) from error
     outcome.rows = read.rows
 
     outcome.rejected_rows = read.rejected_rows
@@ -411,6 +479,9 @@ def _score_object(
     outcome.users = stats.users
     outcome.candidates = stats.candidates
     outcome.unseen_event_types = dict(stats.unseen_event_types)
+    # Events outside the scoring window, when the scorer counts them.
+    outcome.ignored_before_lookback = getattr(stats, "ignored_before_lookback", None)
+    outcome.ignored_after_as_of = getattr(stats, "ignored_after_as_of", None)
 
     output_key = settings.output_key(ref.key)
     metadata = s3io.output_metadata(
@@ -419,6 +490,7 @@ def _score_object(
         model_version=bundle.model_version,
         rows=len(result.scores),
         as_of=stats.as_of,
+        top_k=settings.top_k,
         extra={"events": str(outcome.rows), "users": str(outcome.users)},
     )
     with tempfile.TemporaryDirectory(prefix="scores-") as folder:
@@ -432,6 +504,19 @@ def _score_object(
     outcome.outcome = SCORED
     outcome.output_key = output_key
     _remove_stale_error_report(client, ref.bucket, settings.error_key(ref.key))
+
+
+def _with_real_key(
+    error: InputContractError, read_name: str, key: str
+) -> InputContractError:
+    # A .gz object is decompressed before the reader sees it, under its
+    # name without .gz; the report must name the object that was uploaded.
+    if read_name == key:
+        return error
+    message = str(error)
+    if message.startswith(read_name):
+        message = f"{key} (decompressed){message[len(read_name):]}"
+    return InputContractError(message, source=key, row=error.row)
 
 
 def _remove_stale_error_report(client: Any, bucket: str, error_key: str) -> None:

@@ -8,10 +8,14 @@ the file, so a Parquet object is copied to a temporary file first and read
 from there.
 
 Scores are written to a temporary file, then uploaded with metadata that
-ties them to their input (ETag, version id) and to the model version; that
-metadata is what the duplicate check compares. Error reports carry the
-input ETag and model version as metadata too, so that an input already
-rejected by this model is not read again.
+ties them to their input (ETag, version id), to the model version and to
+the top-k setting; that metadata is what the duplicate check compares.
+Error reports carry the input ETag and model version as metadata too, so
+that an input already rejected by this model is not read again.
+
+S3 user metadata travels in HTTP headers, which carry ASCII only, so
+every value is percent-encoded on write (``%``, spaces, control and
+non-ASCII characters; UTF-8 bytes) and decoded by ``head_object``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, BinaryIO
+from urllib.parse import quote, unquote
 
 from botocore.exceptions import ClientError
 
@@ -41,6 +46,11 @@ META_SOURCE_VERSION_ID = "source-version-id"
 META_MODEL_VERSION = "model-version"
 META_ROWS = "rows"
 META_AS_OF = "as-of"
+META_TOP_K = "top-k"
+# The top-k metadata value when every topic is kept.
+ALL_TOPICS = "all"
+# S3 rejects object keys longer than this many bytes of UTF-8.
+MAX_KEY_BYTES = 1024
 # S3 reports the version id "null" for objects written while versioning was
 # off; a source with that version id, or none, gets no source-version-id.
 NO_VERSION_ID = "null"
@@ -102,7 +112,10 @@ def head_object(
         etag=str(response["ETag"]).strip('"'),
         size=int(response["ContentLength"]),
         version_id=response.get("VersionId"),
-        metadata=response.get("Metadata", {}),
+        metadata={
+            name: decode_metadata_value(value)
+            for name, value in response.get("Metadata", {}).items()
+        },
     )
 
 
@@ -119,6 +132,29 @@ def is_current_output(
         output.metadata.get(META_SOURCE_ETAG) == source_etag
         and output.metadata.get(META_MODEL_VERSION) == model_version
     )
+
+
+def is_current_scores(
+    output: ObjectInfo | None, source_etag: str, model_version: str, top_k: int | None
+) -> bool:
+    """Return whether scores came from this input ETag, model and top-k setting.
+
+    Scores written before ``top-k`` was recorded never match, so they are
+    written again.
+    """
+    return is_current_output(output, source_etag, model_version) and (
+        output is not None and output.metadata.get(META_TOP_K) == top_k_value(top_k)
+    )
+
+
+def top_k_value(top_k: int | None) -> str:
+    """Return the ``top-k`` metadata value of a top-k setting."""
+    return ALL_TOPICS if top_k is None else str(top_k)
+
+
+def key_bytes(key: str) -> int:
+    """Return the length of an object key in bytes of UTF-8, as S3 counts it."""
+    return len(key.encode("utf-8", "surrogatepass"))
 
 
 def check_object_size(key: str, size: int, max_object_bytes: int) -> None:
@@ -364,9 +400,10 @@ def output_metadata(
     model_version: str,
     rows: int,
     as_of: int | None,
+    top_k: int | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Build the user metadata of a scores object (ASCII values, as S3 requires).
+    """Build the user metadata of a scores object, values percent-encoded.
 
     ``source-version-id`` is left out when the source has no version id, or
     the id ``"null"`` of an object written while versioning was off.
@@ -376,11 +413,12 @@ def output_metadata(
         META_MODEL_VERSION: model_version,
         META_ROWS: str(rows),
         META_AS_OF: "" if as_of is None else _iso(as_of),
+        META_TOP_K: top_k_value(top_k),
     }
     if source_version_id and source_version_id != NO_VERSION_ID:
         metadata[META_SOURCE_VERSION_ID] = source_version_id
     metadata.update(extra or {})
-    return {name: _ascii(value) for name, value in metadata.items()}
+    return {name: encode_metadata_value(value) for name, value in metadata.items()}
 
 
 def write_error_report(
@@ -421,7 +459,9 @@ def write_error_report(
         Key=key,
         Body=json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8"),
         ContentType=CONTENT_TYPES["json"],
-        Metadata={name: _ascii(value) for name, value in metadata.items()},
+        Metadata={
+            name: encode_metadata_value(value) for name, value in metadata.items()
+        },
     )
     return report
 
@@ -459,6 +499,19 @@ def _iso(epoch_seconds: int) -> str:
     )
 
 
-def _ascii(value: str) -> str:
-    # S3 user metadata travels in HTTP headers, which carry ASCII only.
-    return value.encode("ascii", "backslashreplace").decode("ascii")
+# Printable ASCII except "%" (the escape itself) stays as it is.
+_METADATA_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) != "%")
+
+
+def encode_metadata_value(value: str) -> str:
+    """Percent-encode a user metadata value so that it is printable ASCII.
+
+    ``%``, spaces, control and non-ASCII characters become ``%XX`` escapes
+    of their UTF-8 bytes; ETags, ISO times and numbers pass unchanged.
+    """
+    return quote(value, safe=_METADATA_SAFE, encoding="utf-8", errors="surrogatepass")
+
+
+def decode_metadata_value(value: str) -> str:
+    """Decode a value written by ``encode_metadata_value``."""
+    return unquote(value, encoding="utf-8", errors="surrogatepass")

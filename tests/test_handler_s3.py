@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from infer import handler, s3io
 from infer import settings as s
 from infer.schema import OUTPUT_COLUMNS
 from infer.settings import SettingsError
+from infer.watch import notification_event
 from train.simulate import SimulationConfig, simulate_events, write_events
 
 EVENTS_DIR = Path(__file__).resolve().parent / "events"
@@ -590,3 +592,165 @@ def test_batch_unknown_schema_permanent(bucket: str) -> None:
     codes = {r["resultCode"] for r in response["results"]}
     assert codes == {"PermanentFailure"}
     assert len(response["results"]) == 3
+
+
+def test_late_event_superseded(
+    s3_client: Any, versioned_bucket: str, sample_files: dict[str, bytes]
+) -> None:
+    bucket = versioned_bucket
+    old = s3_client.put_object(Bucket=bucket, Key=EVENTS_CSV,
+                               Body=sample_files["events.csv"])
+    new = s3_client.put_object(Bucket=bucket, Key=EVENTS_CSV,
+                               Body=sample_files["other.csv"])
+    events = [
+        notification_event(bucket, EVENTS_CSV, etag=put["ETag"], size=1,
+                           version_id=put["VersionId"])
+        for put in (new, old)
+    ]
+
+    newer = handler.lambda_handler(events[0], None)
+    late = handler.lambda_handler(events[1], None)
+
+    head = s3_client.head_object(Bucket=bucket, Key="scores/week 01/events.csv.parquet")
+    assert outcomes(newer) == ["scored"]
+    assert outcomes(late) == ["superseded"]
+    assert head["Metadata"][s3io.META_SOURCE_VERSION_ID] == new["VersionId"]
+
+
+def test_unversioned_changed_scores_current(
+    s3_client: Any, bucket: str, sample_files: dict[str, bytes]
+) -> None:
+    old_etag = put(s3_client, bucket, EVENTS_CSV, sample_files["events.csv"])
+    new_etag = put(s3_client, bucket, EVENTS_CSV, sample_files["other.csv"])
+    event = notification_event(bucket, EVENTS_CSV, etag=old_etag, size=1)
+
+    result = handler.lambda_handler(event, None)
+
+    head = s3_client.head_object(Bucket=bucket, Key="scores/week 01/events.csv.parquet")
+    assert outcomes(result) == ["scored"]
+    assert head["Metadata"][s3io.META_SOURCE_ETAG] == new_etag
+
+
+def test_rejected_upload_removes_old_scores(
+    s3_client: Any, bucket: str, sample_files: dict[str, bytes]
+) -> None:
+    put(s3_client, bucket, EVENTS_CSV, sample_files["events.csv"])
+    event = load_event("eventbridge_object_created.json", bucket)
+    handler.lambda_handler(event, None)
+    put(s3_client, bucket, EVENTS_CSV, MALFORMED_CSV)
+
+    result = handler.lambda_handler(event, None)
+
+    assert outcomes(result) == ["rejected"]
+    assert keys_under(s3_client, bucket, "scores/") == []
+    assert keys_under(s3_client, bucket, "errors/") == [
+        "errors/week 01/events.csv.json"
+    ]
+
+
+def test_new_top_k_rescored(
+    s3_client: Any,
+    bucket: str,
+    sample_files: dict[str, bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    put(s3_client, bucket, EVENTS_CSV, sample_files["events.csv"])
+    event = load_event("eventbridge_object_created.json", bucket)
+    handler.lambda_handler(event, None)
+    monkeypatch.setenv(s.TOP_K, "1")
+
+    first = handler.lambda_handler(event, None)
+    second = handler.lambda_handler(event, None)
+
+    scores = read_parquet(s3_client, bucket, "scores/week 01/events.csv.parquet")
+    assert outcomes(first) == ["scored"]
+    assert outcomes(second) == ["duplicate"]
+    assert scores["rank"].max() == 1
+
+
+@pytest.fixture
+def non_ascii_bundle(trained_bundle: Path, tmp_path: Path) -> Path:
+    """The trained bundle with a model version that is not ASCII."""
+    folder = tmp_path / "bundle"
+    shutil.copytree(trained_bundle, folder)
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["model_version"] = "modèle-ü 100%"
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def test_non_ascii_model_duplicate(
+    s3_client: Any,
+    bucket: str,
+    sample_files: dict[str, bytes],
+    non_ascii_bundle: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(s.MODEL_URI, str(non_ascii_bundle))
+    put(s3_client, bucket, EVENTS_CSV, sample_files["events.csv"])
+    event = load_event("eventbridge_object_created.json", bucket)
+
+    first = handler.lambda_handler(event, None)
+    second = handler.lambda_handler(event, None)
+
+    info = s3io.head_object(s3_client, bucket, "scores/week 01/events.csv.parquet")
+    assert outcomes(first) == ["scored"]
+    assert outcomes(second) == ["duplicate"]
+    assert info is not None
+    assert info.metadata[s3io.META_MODEL_VERSION] == "modèle-ü 100%"
+
+
+def test_non_ascii_model_already_rejected(
+    s3_client: Any,
+    bucket: str,
+    non_ascii_bundle: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(s.MODEL_URI, str(non_ascii_bundle))
+    put(s3_client, bucket, EVENTS_CSV, MALFORMED_CSV)
+    event = load_event("eventbridge_object_created.json", bucket)
+    handler.lambda_handler(event, None)
+
+    result = handler.lambda_handler(event, None)
+
+    assert result["records"][0]["reason"].startswith("already rejected: ")
+
+
+def test_folder_key_ignored(s3_client: Any, bucket: str) -> None:
+    put(s3_client, bucket, "incoming/folder/", b"")
+    event = notification_event(bucket, "incoming/folder/",
+                               etag="d41d8cd98f00b204e9800998ecf8427e", size=0)
+    result = handler.lambda_handler(event, None)
+    assert outcomes(result) == ["ignored"]
+    assert keys_under(s3_client, bucket, "errors/") == []
+
+
+def test_gzip_error_names_real_key(s3_client: Any, bucket: str) -> None:
+    key = "incoming/x.csv.gz"
+    put(s3_client, bucket, key, gzip.compress(MALFORMED_CSV))
+    result = handler.lambda_handler(
+        notification_event(bucket, key, etag="unknown", size=1), None
+    )
+    report = json.loads(
+        s3_client.get_object(Bucket=bucket, Key="errors/x.csv.gz.json")["Body"].read()
+    )
+    assert outcomes(result) == ["rejected"]
+    assert report["reason"].startswith("incoming/x.csv.gz (decompressed): ")
+
+
+def test_long_key_rejected(
+    s3_client: Any, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = "incoming/" + "a" * (1024 - len("incoming/") - len(".csv")) + ".csv"
+    put(s3_client, bucket, key, MALFORMED_CSV)
+    result = handler.lambda_handler(
+        notification_event(bucket, key, etag="unknown", size=1), None
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (logged,) = [line for line in lines if line.get("outcome") == "rejected"]
+    assert outcomes(result) == ["rejected"]
+    assert "S3's limit of 1024 bytes" in logged["reason"]
+    assert logged["level"] == "ERROR"
+    assert keys_under(s3_client, bucket, "scores/") == []
+    assert keys_under(s3_client, bucket, "errors/") == []
