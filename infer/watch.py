@@ -12,7 +12,8 @@ roughly what Lambda's retries do before the dead-letter queue.
 
 Before the first poll the command reads the settings, checks that the
 bucket can be reached and loads the model bundle (``MODEL_URI``). A problem
-there is printed as one ``error:`` line on stderr, with exit code 2.
+there is printed as one ``error:`` line on stderr, with exit code 2, and
+so is an invalid ``--endpoint-url``, ``--interval`` or ``--max-attempts``.
 ``--once`` exits with 1 when a handler call failed.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import time
@@ -27,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 
 import boto3
 from botocore.exceptions import (
@@ -191,6 +193,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the ``watch`` subcommand; return the process exit code."""
     from infer.handler import configure_logging, lambda_handler
 
+    problem = _argument_problem(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.endpoint_url:
         os.environ[AWS_ENDPOINT_URL_S3] = args.endpoint_url
     configure_logging()
@@ -225,6 +231,28 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def _argument_problem(args: argparse.Namespace) -> str | None:
+    """Return what is wrong with the command-line values, or None."""
+    if args.endpoint_url:
+        parts = urlsplit(args.endpoint_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return (
+                f"--endpoint-url {args.endpoint_url!r} is not an http or https "
+                f"URL; pass one such as http://127.0.0.1:5000"
+            )
+    if not math.isfinite(args.interval) or args.interval <= 0:
+        return (
+            f"--interval {args.interval:g} is invalid; pass a positive number of "
+            f"seconds such as 2"
+        )
+    if args.max_attempts < 1:
+        return (
+            f"--max-attempts {args.max_attempts} is invalid; pass a positive "
+            f"number of tries such as 3"
+        )
+    return None
+
+
 def _start(bucket: str) -> tuple[Settings, Any]:
     """Read the settings, check the bucket and load the bundle.
 
@@ -240,7 +268,13 @@ def _start(bucket: str) -> tuple[Settings, Any]:
     except InterestDecayError as error:
         raise StartupError(str(error)) from error
     # A new session reads the credentials of the current environment.
-    client = boto3.session.Session().client("s3")
+    try:
+        client = boto3.session.Session().client("s3")
+    except ValueError as error:  # for example an invalid AWS_ENDPOINT_URL_S3
+        raise StartupError(
+            f"cannot create the S3 client: {error}; fix --endpoint-url or "
+            f"{AWS_ENDPOINT_URL_S3}"
+        ) from error
     try:
         client.head_bucket(Bucket=bucket)
     except (BotoCoreError, ClientError) as error:

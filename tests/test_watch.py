@@ -189,3 +189,34 @@ def test_watch_once_rejected_exit(
     code = watch(bucket, s3_endpoint)
     assert code == 0
     assert "Contents" in s3_client.list_objects_v2(Bucket=bucket, Prefix="errors/")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--endpoint-url", "not-a-url"],
+         "error: --endpoint-url 'not-a-url' is not an http or https URL; pass one "
+         "such as http://127.0.0.1:5000\n"),
+        (["--interval", "-1"],
+         "error: --interval -1 is invalid; pass a positive number of seconds "
+         "such as 2\n"),
+        (["--max-attempts", "0"],
+         "error: --max-attempts 0 is invalid; pass a positive number of tries "
+         "such as 3\n"),
+    ],
+)
+def test_watch_bad_argument(
+    bucket: str, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["watch", "--bucket", bucket, "--once", *extra])
+    assert code == 2
+    assert capsys.readouterr().err == message
+
+
+def test_watch_bad_endpoint_variable(
+    bucket: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(s.AWS_ENDPOINT_URL_S3, "not-a-url")
+    code = main(["watch", "--bucket", bucket, "--once"])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: cannot create the S3 client: ")
