@@ -294,3 +294,44 @@ def test_kind_change_between_blocks() -> None:
         "epoch seconds, epoch milliseconds or ISO-8601 strings such as "
         "2024-06-10T08:30:00Z, one kind for the whole column"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-06-10T06:13:20.1234567Z",
+        "2024-06-10T06:13:20.123456789Z",
+        "2024-06-10T08:13:20.999999999+02:00",
+        "2024-06-10T06:13:20z",
+        "2024-06-10t06:13:20Z",
+        "20240610T061320Z",
+        "20240610T061320",
+        "20240610T081320+0200",
+        "20240610T061320.5z",
+    ],
+)
+def test_iso_forms_pyarrow_lacks(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, HEADER + f"u1,a,view,{text}\n")
+    result = read_events(path)
+    assert result.timestamp_unit == "iso8601"
+    assert result.events["timestamp"].tolist() == [T0]
+
+
+def test_iso_rewrite_keeps_other_rows(tmp_path: Path) -> None:
+    rows = "u1,a,view,2024-06-10T06:13:20Z\nu1,a,view,20240610T061320.000000001Z\n"
+    path = write(tmp_path, HEADER + rows)
+    assert read_events(path).events["timestamp"].tolist() == [T0, T0]
+
+
+def test_iso_rewrite_bad_row_named(tmp_path: Path) -> None:
+    rows = "u1,a,view,20240610T061320Z\nu1,a,view,20240610T0613200Z\n"
+    path = write(tmp_path, HEADER + rows)
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert caught.value.row == 2
+    assert str(caught.value) == (
+        "events.csv: column 'timestamp' at data row 2: expected epoch seconds, "
+        "epoch milliseconds or an ISO-8601 time, found '20240610T0613200Z'; write "
+        "epoch seconds, epoch milliseconds or ISO-8601 strings such as "
+        "2024-06-10T08:30:00Z, one kind for the whole column"
+    )
