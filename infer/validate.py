@@ -105,7 +105,14 @@ def column_mapping(columns: Mapping[str, str] | None, source: str) -> dict[str, 
 def check_columns(
     present: Iterable[str], source: str, mapping: Mapping[str, str]
 ) -> None:
-    """Raise an input-contract error naming the required columns the file lacks."""
+    """Raise an input-contract error for a missing or a repeated column.
+
+    A column is missing if the file lacks a required column under its
+    mapped name. A column is repeated if the name of an event-schema
+    column (canonical, or mapped to a canonical one) appears more than
+    once, because the reader could not tell which of them holds the data.
+    Other columns may repeat, because the reader ignores them.
+    """
     names = list(present)
     missing = [mapping[c] for c in REQUIRED_COLUMNS if mapping[c] not in names]
     if missing:
@@ -117,6 +124,16 @@ def check_columns(
             f"column mapping such as --column genre=topic",
             source=source,
         )
+    for column in mapping.values():
+        positions = [i + 1 for i, name in enumerate(names) if name == column]
+        if len(positions) > 1:
+            shown = ", ".join(str(position) for position in positions)
+            raise InputContractError(
+                f"{source}: column {column!r} appears {len(positions)} times, at "
+                f"column positions {shown}; expected each column once; remove or "
+                f"rename the repeated column",
+                source=source,
+            )
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from infer.errors import InputContractError
@@ -335,3 +336,46 @@ def test_iso_rewrite_bad_row_named(tmp_path: Path) -> None:
         "epoch seconds, epoch milliseconds or ISO-8601 strings such as "
         "2024-06-10T08:30:00Z, one kind for the whole column"
     )
+
+
+def test_repeated_column_rejected(tmp_path: Path) -> None:
+    text = "user_id,topic,user_id,event_type,timestamp\n" + f"u1,a,u2,view,{T0}\n"
+    path = write(tmp_path, text)
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert str(caught.value) == (
+        "events.csv: column 'user_id' appears 2 times, at column positions 1, 3; "
+        "expected each column once; remove or rename the repeated column"
+    )
+
+
+def test_repeated_mapped_column_rejected(tmp_path: Path) -> None:
+    text = "userId,topic,event_type,timestamp,userId\n" + f"u1,a,view,{T0},u2\n"
+    path = write(tmp_path, text)
+    with pytest.raises(InputContractError) as caught:
+        read_events(path, columns={"userId": "user_id"})
+    assert str(caught.value) == (
+        "events.csv: column 'userId' appears 2 times, at column positions 1, 5; "
+        "expected each column once; remove or rename the repeated column"
+    )
+
+
+def test_repeated_parquet_column_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "events.parquet"
+    table = pa.Table.from_arrays(
+        [pa.array(["u1"]), pa.array(["a"]), pa.array(["view"]), pa.array([T0])] * 2,
+        names=["user_id", "topic", "event_type", "timestamp"] * 2,
+    )
+    pq.write_table(table, path)
+    with pytest.raises(InputContractError) as caught:
+        read_events(path)
+    assert str(caught.value) == (
+        "events.parquet: column 'user_id' appears 2 times, at column positions "
+        "1, 5; expected each column once; remove or rename the repeated column"
+    )
+
+
+def test_repeated_other_column_accepted(tmp_path: Path) -> None:
+    text = "note,user_id,topic,event_type,timestamp,note\n" + f"x,u1,a,view,{T0},y\n"
+    path = write(tmp_path, text)
+    assert read_events(path).events["user_id"].tolist() == ["u1"]
