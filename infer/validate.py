@@ -110,7 +110,7 @@ def check_columns(
     A column is missing if the file lacks a required column under its
     mapped name. A column is repeated if the name of an event-schema
     column (canonical, or mapped to a canonical one) appears more than
-    once, because the reader could not tell which of them holds the data.
+    once, because the reader could not tell which of them contains the data.
     Other columns may repeat, because the reader ignores them.
     """
     names = list(present)
@@ -285,7 +285,7 @@ def convert_blocks(
 def _to_dictionary(
     array: pa.Array, source: str, column: str, first_row: int
 ) -> pa.Array:
-    """Return a string column as ``dictionary<int32, string>``.
+    """Convert a string column to ``dictionary<int32, string>``.
 
     Numbers and booleans become their text. Raises an
     ``InputContractError`` for lists, objects and other nested values, and
