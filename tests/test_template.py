@@ -255,3 +255,14 @@ def test_zip_template_passes_cfn_lint(
     # Errors and warnings, as the cfn-lint command reports by default.
     matches = [m for m in lint_all(path.read_text()) if m.rule.id[0] in "EW"]
     assert not matches, "\n".join(str(match) for match in matches)
+
+
+def test_policy_deletes_stale_scores(template: dict[str, Any]) -> None:
+    # A rejected new upload removes the scores of the previous one.
+    allowed = [
+        statement for statement in policy_statements(template)
+        if "s3:DeleteObject" in as_list(statement["Action"])
+        and any(resource_text(r).endswith("/${OutputPrefix}*")
+                for r in as_list(statement["Resource"]))
+    ]
+    assert allowed
