@@ -17,9 +17,9 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def stop_cleanly_on_sigterm() -> None:
     """Turn SIGTERM into ``SystemExit`` so that ``finally`` blocks run.
 
-    By default SIGTERM ends the process at once, which would leave the
-    temporary file of an output being written; as an exception it
-    unwinds the stack, and the writers remove their temporary files.
+    By default SIGTERM ends the process at once and leaves the temporary
+    file of an output being written. As an exception it unwinds the
+    stack, so the writers remove their temporary files.
     """
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
 

@@ -11,8 +11,8 @@ Failure policy:
 - an input-contract failure is reported (error object, log line) and not
   raised, because retrying the same bytes cannot succeed;
 - a record, SQS message or task that cannot be parsed gets the outcome
-  ``invalid_event``, logged at ERROR with the reason, and is not retried;
-  the records beside it are processed;
+  ``invalid_event``, logged at ERROR with the reason. It is not retried,
+  and the records beside it are processed;
 - any other failure (throttling, timeouts, a bad bundle) is logged with its
   traceback and raised after the other records of the event were
   processed, so Lambda retries the event and finally dead-letters it.
@@ -327,13 +327,18 @@ def process_object(ref: ObjectRef, settings: Settings, client: Any) -> Outcome:
     Returns
     -------
     Outcome
-        ``scored``; ``duplicate`` (scores of this ETag, model and top-k
-        exist); ``rejected`` (error report written, or one of this ETag and
-        model exists, or the output key would pass S3's key length limit);
-        ``superseded`` (the event names a version that is no longer the
-        current one); ``ignored`` (outside the input prefix, a folder
-        placeholder, or not an object-created record) or ``missing`` (the
-        object is gone).
+        One of:
+
+        - ``scored``;
+        - ``duplicate``: scores of this ETag, model and top-k exist;
+        - ``rejected``: an error report was written, or one of this ETag
+          and model exists, or an output key would pass S3's key length
+          limit (nothing written);
+        - ``superseded``: the event names a version that is no longer the
+          current one;
+        - ``ignored``: outside the input prefix, a folder placeholder, or
+          not an object-created record;
+        - ``missing``: the object is gone.
 
     Raises
     ------

@@ -19,7 +19,7 @@ changed environment needs no module reload.
 - ``MAX_DECOMPRESSION_RATIO`` (100): a gzip object whose decompressed size
   passes this many times its stored size is rejected with an error report.
 - ``ORT_THREADS`` (the CPUs available to the process): onnxruntime intra-op
-  threads, from 1 to the number of CPUs available to the process; more
+  threads, from 1 to the number of CPUs available to the process. More
   threads than CPUs only cost memory (each thread has its own stack) and
   contention, so a larger value is rejected.
 - ``AWS_ENDPOINT_URL_S3`` (unset): boto3's own override of the S3 endpoint,
