@@ -485,8 +485,8 @@ def _score_object(
     outcome.candidates = stats.candidates
     outcome.unseen_event_types = dict(stats.unseen_event_types)
     # Events outside the scoring window, when the scorer counts them.
-    outcome.ignored_before_lookback = getattr(stats, "ignored_before_lookback", None)
-    outcome.ignored_after_as_of = getattr(stats, "ignored_after_as_of", None)
+    outcome.ignored_before_lookback = stats.ignored_before_lookback
+    outcome.ignored_after_as_of = stats.ignored_after_as_of
 
     output_key = settings.output_key(ref.key)
     metadata = s3io.output_metadata(

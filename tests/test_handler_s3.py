@@ -380,6 +380,8 @@ def test_log_line_fields(
         assert name in scored, name
     assert scored["key"] == EVENTS_CSV
     assert scored["outcome"] == "scored"
+    assert scored["ignored_before_lookback"] == 0
+    assert scored["ignored_after_as_of"] == 0
     assert any(line["message"] == "model loaded" for line in lines)
 
 
