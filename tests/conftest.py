@@ -53,6 +53,43 @@ def movielens_dir() -> Path:
     return folder
 
 
+# A made-up MovieLens-format sample (CRLF, quoted commas, a movie without
+# genres). It is written at test time so that no file named like the real
+# data set is committed.
+TINY_MOVIELENS_FILES = {
+    "movies.csv": [
+        "movieId,title,genres",
+        '10,"Toy, Story (1995)",Adventure|Animation|Comedy',
+        "20,Heat (1995),Action",
+        "30,Unknown (2001),(no genres listed)",
+    ],
+    "ratings.csv": [
+        "userId,movieId,rating,timestamp",
+        "1,10,4.5,1000",
+        "1,20,3.0,2000",
+        "2,30,5.0,1500",
+    ],
+    "tags.csv": [
+        "userId,movieId,tag,timestamp",
+        '2,10,"funny, smart",1800',
+    ],
+}
+
+
+def write_tiny_movielens(folder: Path) -> Path:
+    """Write the made-up MovieLens-format sample into ``folder``, return it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, lines in TINY_MOVIELENS_FILES.items():
+        (folder / name).write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    return folder
+
+
+@pytest.fixture
+def tiny_movielens_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a fresh folder with the made-up MovieLens-format sample."""
+    return write_tiny_movielens(tmp_path_factory.mktemp("movielens_tiny"))
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     """Return the folder of small fixture files (events, behaviour files)."""

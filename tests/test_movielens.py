@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from infer.errors import InputContractError
+from tests.conftest import write_tiny_movielens
 from train.movielens import (
     FILE_SHA256,
     FOLDER_NAME,
@@ -90,8 +91,8 @@ def test_real_rating_values(movielens_events) -> None:
     assert rated.max() == 5.0
 
 
-def test_tiny_genre_explosion(fixtures_dir: Path) -> None:
-    data = load_movielens(fixtures_dir / "sources" / "movielens_tiny")
+def test_tiny_genre_explosion(tiny_movielens_dir: Path) -> None:
+    data = load_movielens(tiny_movielens_dir)
     got = data.events.sort_values(["timestamp", "topic"], ignore_index=True)
     expected = pd.DataFrame({
         "user_id": ["1", "1", "1", "2", "2", "2", "2", "1"],
@@ -105,29 +106,22 @@ def test_tiny_genre_explosion(fixtures_dir: Path) -> None:
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
 
 
-def test_tiny_fingerprint_rows(fixtures_dir: Path) -> None:
-    data = load_movielens(fixtures_dir / "sources" / "movielens_tiny")
+def test_tiny_fingerprint_rows(tiny_movielens_dir: Path) -> None:
+    data = load_movielens(tiny_movielens_dir)
     rows = {item["name"]: item["rows"] for item in data.files}
     assert rows == {"ratings.csv": 3, "tags.csv": 1, "movies.csv": 3}
 
 
-def _copy_tiny(fixtures_dir: Path, target: Path) -> Path:
-    target.mkdir()
-    for path in (fixtures_dir / "sources" / "movielens_tiny").iterdir():
-        (target / path.name).write_bytes(path.read_bytes())
-    return target
-
-
-def test_missing_file_named(fixtures_dir: Path, tmp_path: Path) -> None:
-    folder = _copy_tiny(fixtures_dir, tmp_path / "ml")
+def test_missing_file_named(tmp_path: Path) -> None:
+    folder = write_tiny_movielens(tmp_path / "ml")
     (folder / "tags.csv").unlink()
     with pytest.raises(InputContractError, match="tags.csv not found") as raised:
         load_movielens(folder)
     assert raised.value.source == str(folder / "tags.csv")
 
 
-def test_wrong_header_named(fixtures_dir: Path, tmp_path: Path) -> None:
-    folder = _copy_tiny(fixtures_dir, tmp_path / "ml")
+def test_wrong_header_named(tmp_path: Path) -> None:
+    folder = write_tiny_movielens(tmp_path / "ml")
     header = b"user,movie,rating,timestamp\r\n1,10,4.0,1\r\n"
     (folder / "ratings.csv").write_bytes(header)
     with pytest.raises(InputContractError) as raised:
@@ -140,8 +134,8 @@ def test_wrong_header_named(fixtures_dir: Path, tmp_path: Path) -> None:
     )
 
 
-def test_unknown_movie_rejected(fixtures_dir: Path, tmp_path: Path) -> None:
-    folder = _copy_tiny(fixtures_dir, tmp_path / "ml")
+def test_unknown_movie_rejected(tmp_path: Path) -> None:
+    folder = write_tiny_movielens(tmp_path / "ml")
     (folder / "ratings.csv").write_bytes(
         b"userId,movieId,rating,timestamp\r\n1,99,4.0,1\r\n"
     )
@@ -208,13 +202,12 @@ def test_download_extracts_checked_files(
     assert hashlib.sha256(ratings).hexdigest() == FILE_SHA256["ratings.csv"]
 
 
-def test_download_skipped_when_present(
-    fixtures_dir: Path, served_dir, tmp_path: Path
+def test_download_skipped_when_present(served_dir, tmp_path: Path
 ) -> None:
     _, base_url, served = served_dir
     dest = tmp_path / "data"
     dest.mkdir()
-    _copy_tiny(fixtures_dir, dest / FOLDER_NAME)
+    write_tiny_movielens(dest / FOLDER_NAME)
     folder = ensure_movielens(dest, url=f"{base_url}/ml.zip")
     assert folder == dest / FOLDER_NAME
     assert served == []

@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 
 from infer.errors import InputContractError
+from tests.conftest import write_tiny_movielens
 from train.movielens import FOLDER_NAME
 from train.simulate import SimulationConfig, simulate_events, write_events
 from train.sources import behaviour_files, load_source, parse_column_mapping
-
-TINY_MOVIELENS = Path(__file__).parent / "fixtures" / "sources" / "movielens_tiny"
 
 
 @pytest.fixture(scope="module")
@@ -74,25 +73,22 @@ def test_simulated_spec_default_sample() -> None:
     assert data.files[0]["rows"] == len(data.events)
 
 
-def test_movielens_folder_spec() -> None:
-    data = load_source(str(TINY_MOVIELENS))
+def test_movielens_folder_spec(tiny_movielens_dir: Path) -> None:
+    data = load_source(str(tiny_movielens_dir))
     assert data.source == "movielens"
     assert len(data.events) == 8
 
 
 def test_movielens_spec_uses_data_dir(tmp_path: Path) -> None:
-    local = tmp_path / FOLDER_NAME
-    local.mkdir()
-    for path in TINY_MOVIELENS.iterdir():
-        (local / path.name).write_bytes(path.read_bytes())
+    write_tiny_movielens(tmp_path / FOLDER_NAME)
     data = load_source("movielens", data_dir=tmp_path)
     assert data.source == "movielens"
     assert len(data.events) == 8
 
 
-def test_columns_rejected_for_movielens() -> None:
+def test_columns_rejected_for_movielens(tiny_movielens_dir: Path) -> None:
     with pytest.raises(ValueError, match="column mapping applies to behaviour files"):
-        load_source(str(TINY_MOVIELENS), columns={"userId": "user_id"})
+        load_source(str(tiny_movielens_dir), columns={"userId": "user_id"})
 
 
 def test_missing_path_rejected(tmp_path: Path) -> None:
