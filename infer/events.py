@@ -113,7 +113,7 @@ def decode_key(key: str) -> str:
 
 
 def is_batch_invocation(event: Any) -> bool:
-    """Whether ``event`` is an S3 Batch Operations invocation."""
+    """Return True if ``event`` is an S3 Batch Operations invocation."""
     return (
         isinstance(event, Mapping)
         and "invocationSchemaVersion" in event
@@ -122,7 +122,7 @@ def is_batch_invocation(event: Any) -> bool:
 
 
 def is_sqs_event(event: Any) -> bool:
-    """Whether ``event`` is a batch of SQS messages (which allows partial failure)."""
+    """Return True if ``event`` is a batch of SQS messages (partial failure allowed)."""
     if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list):
         return False
     return any(
