@@ -109,6 +109,14 @@ class ModelSettings:
     learning_rate: float = 1e-3
     seed: int = 42
 
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.max_epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.patience < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience}")
+
 
 @dataclass(frozen=True)
 class BaselineSettings:
