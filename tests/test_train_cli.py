@@ -63,3 +63,13 @@ def test_fit_invalid_lookback(
     err = capsys.readouterr().err
     assert code == 2
     assert err == "error: lookback_days must be > 0 days, got -1.0\n"
+
+
+@pytest.mark.parametrize("epochs", ["0", "-1"])
+def test_fit_invalid_epochs(
+    epochs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = fit(tmp_path, "--epochs", epochs)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"error: epochs must be >= 1, got {epochs}\n"
