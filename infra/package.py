@@ -70,7 +70,15 @@ MAX_UNZIPPED_BYTES = 250 * MIB
 # that only extension builds read.
 STRIPPED_DIRS = frozenset({"__pycache__", "tests"})
 STRIPPED_SUFFIXES = (
-    ".pyc", ".pyi", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".cpp"
+    ".pyc",
+    ".pyi",
+    ".pyx",
+    ".pxd",
+    ".pxi",
+    ".h",
+    ".hpp",
+    ".cc",
+    ".cpp",
 )
 # Parts of the dependencies that scoring never loads, removed to stay under
 # the 250 MB limit. pyarrow: Arrow Flight RPC, the S3, GCS, Azure and HDFS
@@ -96,6 +104,10 @@ UNUSED_PATHS = (
     "onnxruntime/quantization",
     "onnxruntime/tools",
     "onnxruntime/transformers",
+    # The C API library for programs in other languages. The Python module
+    # (onnxruntime_pybind11_state) contains the runtime itself and does not
+    # load it: ldd lists no link to it, and a session runs without it.
+    "onnxruntime/capi/libonnxruntime.so*",
     "numpy/_core/include",
     "numpy/f2py",
 )
@@ -181,6 +193,7 @@ def build_package(
         copy_sources(root)
         copy_bundle(model_dir, root / PACKAGED_MODEL_DIRNAME)
         strip(root)
+        strip_symbols(root)
         write_zip(root, out)
     write_zip_template(out, architecture)
     report = measure(out)
@@ -361,6 +374,43 @@ def strip(root: Path) -> None:
         elif path.is_file() and path.name.endswith(STRIPPED_SUFFIXES):
             path.unlink()
     remove_library_copies(root)
+
+
+def strip_symbols(root: Path) -> None:
+    """Remove the symbol tables that linking does not need from shared libraries.
+
+    ``strip --strip-unneeded`` keeps the dynamic symbols that loading uses.
+    Libraries that auditwheel vendored into ``*.libs`` folders are left
+    alone, because patchelf rewrote their headers and strip then breaks
+    them (numpy's OpenBLAS failed to load: "ELF load command address/offset
+    not page-aligned"). A library that this machine's ``strip`` cannot read
+    (another architecture's) is kept as is.
+    """
+    tool = shutil.which("strip")
+    if tool is None:
+        print("strip not found: shared libraries keep their symbol tables")
+        return
+    libraries = [
+        path
+        for path in sorted(root.rglob("*.so*"))
+        if path.is_file()
+        and not path.is_symlink()
+        and not any(part.endswith(".libs") for part in path.relative_to(root).parts)
+        and _is_elf(path)
+    ]
+    kept = 0
+    for path in libraries:
+        done = subprocess.run(
+            [tool, "--strip-unneeded", str(path)], capture_output=True, check=False
+        )
+        kept += done.returncode != 0
+    if kept:
+        print(f"strip could not read {kept} of {len(libraries)} libraries; kept as is")
+
+
+def _is_elf(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(4) == b"\x7fELF"
 
 
 def remove_library_copies(root: Path) -> None:
