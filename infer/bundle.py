@@ -227,7 +227,7 @@ def _check_sha256(onnx_file: Path, expected: str) -> None:
     found = digest.hexdigest()
     if found != expected.lower():
         raise BundleError(
-            f"{onnx_file}: SHA-256 mismatch, manifest says {expected}, file has "
+            f"{onnx_file}: SHA-256 mismatch, manifest expects {expected}, file has "
             f"{found}; the file was changed or truncated, so copy the bundle again"
         )
 

@@ -18,7 +18,7 @@ beside it are still returned.
 
 S3 URL-encodes object keys in all of these (``+`` for a space, ``%2B`` for
 a plus, ``%C3%A4`` for ``ä``), so every key is decoded here, before any S3
-call sees it.
+call uses it.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class InvalidRecord:
     """A record or task of an event that could not be parsed, and why.
 
     ``message_id`` (SQS) and ``task_id`` (Batch Operations) name where it
-    came from, when the event says so.
+    came from, when the event contains it.
     """
 
     reason: str

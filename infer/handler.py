@@ -212,7 +212,7 @@ def _handle_batch(
         else:
             outcome, _ = _process_logged(task, settings, client, request_id)
         if outcome.task_id is None:
-            continue  # a task without an id cannot be answered
+            continue  # S3 Batch Operations matches results by task id
         results.append({
             "taskId": outcome.task_id,
             "resultCode": _batch_result_code(outcome.outcome),

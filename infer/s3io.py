@@ -71,7 +71,7 @@ _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """What a HEAD request returns about an object: ETag without quotes, size."""
+    """The ETag (without quotes) and size of an object, from a HEAD request."""
 
     etag: str
     size: int

@@ -305,7 +305,7 @@ def _rank(
 
 @dataclass
 class FileSummary:
-    """What happened to one input file; the CLI prints one line of it.
+    """The outcome of scoring one input file; the CLI prints one line of it.
 
     ``outcome`` is ``"ok"`` or ``"failed"``; ``error`` has the message of a
     failure. ``scores`` is set only when ``score_file`` was called without

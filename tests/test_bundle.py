@@ -126,7 +126,7 @@ def test_predict_wrong_width(tiny_bundle: Path) -> None:
 def test_sha256_mismatch(tiny_bundle: Path) -> None:
     with open(tiny_bundle / "model.onnx", "ab") as handle:
         handle.write(b"\0")
-    with pytest.raises(BundleError, match="SHA-256 mismatch, manifest says"):
+    with pytest.raises(BundleError, match="SHA-256 mismatch, manifest expects"):
         load_bundle(tiny_bundle)
 
 

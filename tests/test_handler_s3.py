@@ -310,7 +310,7 @@ def test_error_report_other_model_rereads(
 
 
 def _throttle_get(**kwargs: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-    """Answer GetObject of the CSV key with S3's throttling error, once per call."""
+    """Return S3's throttling error for each GetObject of the CSV key."""
     if kwargs["params"].get("url_path", "").find("events.csv") < 0:
         return None
     response = AWSResponse("http://127.0.0.1/", 503, {}, None)

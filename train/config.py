@@ -33,7 +33,7 @@ DEFAULT_EVENT_WEIGHT = 1.0
 class LabelSettings:
     """How cutoffs, labels and the time split are made.
 
-    ``lookback_days`` is ``L``: a cutoff ``T`` sees events in ``(T - L, T]``.
+    ``lookback_days`` is ``L``: a cutoff ``T`` uses the events in ``(T - L, T]``.
     ``horizon_days`` is ``H``: the label is the share of the user's event
     weight in ``(T, T + H]`` that falls on the topic. Cutoffs are
     ``stride_days`` apart. The last ``test_fraction`` of the cutoffs form

@@ -41,7 +41,7 @@ class ExportError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExportResult:
-    """Where the ONNX file went and what the checks measured."""
+    """The exported ONNX file and the measurements of its checks."""
 
     path: Path
     sha256: str

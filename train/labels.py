@@ -124,7 +124,7 @@ def horizon_labels(
 ) -> np.ndarray:
     """Return the label of each candidate in ``keys`` from the horizon events.
 
-    ``horizon`` holds the events in ``(T, T + H]``. The result is aligned
+    ``horizon`` contains the events in ``(T, T + H]``. The result is aligned
     with ``keys``; it is NaN for candidates whose user has no horizon weight,
     because those rows carry no label.
     """
@@ -150,7 +150,7 @@ class LabelledSet:
 
     ``keys`` has ``user_id``, ``topic`` and ``cutoff`` (epoch seconds);
     ``features`` (float32) and ``labels`` are aligned with it.
-    ``decay_shares`` holds the exponential-decay share of each row for each
+    ``decay_shares`` contains the exponential-decay share of each row for each
     half-life of ``half_lives_days``, the input of the decay baseline.
     """
 
