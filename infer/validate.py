@@ -121,7 +121,8 @@ def check_columns(
         raise InputContractError(
             f"{source}: missing required column(s) {missing}{hint}; found columns "
             f"{names[:20]}; add the column(s), or map the file's names with a "
-            f"column mapping such as --column genre=topic",
+            f"column mapping (--column genre=topic when scoring, --columns "
+            f"genre=topic when training)",
             source=source,
         )
     for column in mapping.values():

@@ -162,7 +162,8 @@ def test_read_parquet_missing_topic(inputs: Path) -> None:
     assert str(caught.value) == (
         "missing_topic.parquet: missing required column(s) ['topic']; found "
         "columns ['user_id', 'event_type', 'timestamp']; add the column(s), or map "
-        "the file's names with a column mapping such as --column genre=topic"
+        "the file's names with a column mapping (--column genre=topic when "
+        "scoring, --columns genre=topic when training)"
     )
 
 

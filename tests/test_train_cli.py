@@ -53,7 +53,7 @@ def test_fit_mapping_hint_names_columns(
     err = capsys.readouterr().err
     assert code == 2
     assert "missing required column(s) ['userid']" in err
-    assert err.rstrip().endswith("such as --columns genre=topic")
+    assert "--columns genre=topic when training" in err
 
 
 def test_fit_invalid_lookback(

@@ -158,10 +158,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def _usage_error(error: Exception) -> int:
-    # NOTE: the shared reader's column hint names the scoring CLI's flag;
-    # training takes the mapping as --columns a=b,c=d.
-    message = str(error).replace("--column genre=topic", "--columns genre=topic")
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {error}", file=sys.stderr)
     return EXIT_USAGE
 
 
